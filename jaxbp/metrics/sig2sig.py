@@ -1,0 +1,104 @@
+"""The benchmark's sig2sig rule: an ABP window (mmHg) -> (SBP, DBP) scalars.
+
+The bp-benchmark labels its ground truth, and scores sig2sig models, by finding the systolic peaks
+and diastolic valleys of an ABP window with an AMPD peak detector (the `pyampd` implementation,
+scale = fs), then taking medians (see `shared/docs/bp-benchmark.md`). This module reproduces that
+rule in NumPy; on the MIMIC sample fixture it reproduces the stored SP/DP labels exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from jaxbp.data.specs import FS
+
+DICROTIC_RATIO = 0.6  # A peak below this fraction of the previous kept peak is dicrotic.
+
+
+def _detrend(x: np.ndarray) -> np.ndarray:
+  """Removes the least-squares line from `x` (L,) (as `scipy.signal.detrend`)."""
+  t = np.arange(x.shape[-1], dtype=np.float64)
+  t -= t.mean()
+  xc = x - x.mean()
+  slope = np.dot(t, xc) / np.dot(t, t) if x.shape[-1] > 1 else 0.0
+  return xc - slope * t
+
+
+def ampd(x: np.ndarray, scale: int | None = None) -> np.ndarray:
+  """Peak indices of `x` (L,) with AMPD (Scholkmann et al. 2012), as in `pyampd.find_peaks`.
+
+  The signal is linearly detrended; the local-maxima scalogram LSM[k, i] = x[i] > x[i-k] and
+  x[i] > x[i+k] is built for k = 1..min(scale, L//2) (a neighbour outside the window counts as
+  lower, so samples at the edges can be peaks); the row counts are weighted by (L//2 - k + 1) and
+  the best row index l (0-based) chosen; peaks are the samples that are maxima on all rows
+  before l. Valleys are `ampd(-x)`.
+
+  Args:
+    x: 1-D signal, any unit.
+    scale: the largest scale in samples; None means `FS` (125, i.e. one second).
+
+  Returns:
+    Sorted int64 indices of the peaks; empty for a flat or non-finite signal.
+  """
+  x = np.asarray(x, dtype=np.float64)
+  if x.ndim != 1:
+    raise ValueError(f"ampd expects a 1-D signal, got shape {x.shape}")
+  n = x.shape[0]
+  n_scales = min(FS if scale is None else int(scale), n // 2)
+  if n_scales < 1 or not np.all(np.isfinite(x)) or np.ptp(x) == 0:
+    return np.zeros((0,), dtype=np.int64)
+  x = _detrend(x)
+  pad = np.full((n_scales,), -np.inf)
+  win = sliding_window_view(np.concatenate([pad, x, pad]), 2 * n_scales + 1)  # (n, 2S+1)
+  left = win[:, n_scales - 1::-1]  # x[i-k], k = 1..S
+  right = win[:, n_scales + 1:]  # x[i+k]
+  lsm = (x[:, None] > left) & (x[:, None] > right)  # (n, S)
+  counts = lsm.sum(axis=0) * np.arange(n // 2, n // 2 - n_scales, -1)
+  best = int(np.argmax(counts))
+  if best == 0:  # pyampd would take the minimum over zero rows (and raise).
+    return np.zeros((0,), dtype=np.int64)
+  return np.flatnonzero(lsm[:, :best].all(axis=1)).astype(np.int64)
+
+
+def sbp_dbp_from_abp(abp: np.ndarray, fs: int = FS) -> tuple[float, float]:
+  """(SBP, DBP) in mmHg of one ABP window `abp` (L,) in mmHg, by the benchmark's rule.
+
+  Peaks and valleys by AMPD at scale `fs`; extrema on the first/last sample are dropped; only the
+  peaks strictly between the first and last valley are kept; going left to right, a peak whose
+  height above the mean valley is below 0.6x that of the previous kept peak is dropped as
+  dicrotic. SBP = median of the kept peaks, DBP = median of the valleys.
+
+  Returns:
+    (sbp, dbp) as floats, or (nan, nan) when there is no valley-peak-valley beat (flat, too short
+    or non-finite windows included); never raises on such inputs.
+  """
+  a = np.asarray(abp, dtype=np.float64).reshape(-1)
+  n = a.shape[0]
+  nan = (float("nan"), float("nan"))
+  if n < 3 or not np.all(np.isfinite(a)) or np.ptp(a) == 0:
+    return nan
+  peaks = ampd(a, scale=fs)
+  valleys = ampd(-a, scale=fs)
+  peaks = peaks[(peaks > 0) & (peaks < n - 1)]
+  valleys = valleys[(valleys > 0) & (valleys < n - 1)]
+  if valleys.size < 2:
+    return nan
+  peaks = peaks[(peaks > valleys[0]) & (peaks < valleys[-1])]
+  if peaks.size == 0:
+    return nan
+  floor = a[valleys].mean()
+  kept = [int(peaks[0])]
+  for p in peaks[1:]:
+    if a[p] - floor >= DICROTIC_RATIO * (a[kept[-1]] - floor):
+      kept.append(int(p))
+  return float(np.median(a[kept])), float(np.median(a[valleys]))
+
+
+def sbp_dbp_batch(abp: np.ndarray, fs: int = FS) -> tuple[np.ndarray, np.ndarray]:
+  """`sbp_dbp_from_abp` over windows `abp` (N, L) mmHg -> (sbp (N,), dbp (N,)) float64, nan if none."""
+  abp = np.asarray(abp, dtype=np.float64)
+  if abp.ndim != 2:
+    raise ValueError(f"sbp_dbp_batch expects (N, L) windows, got shape {abp.shape}")
+  out = np.array([sbp_dbp_from_abp(w, fs) for w in abp], dtype=np.float64).reshape(-1, 2)
+  return out[:, 0], out[:, 1]

@@ -1,0 +1,156 @@
+"""Layers shared by the seed networks, and the *conv slot*: the one place a network creates a convolution.
+
+Every convolution of a seed network is built through a slot factory
+`slot(spec: SlotSpec, op: str, name: str) -> nn.Module`. The default factory,
+`plain_slot`, builds the op named in the network config ("conv", "dw" or "id");
+`jaxbp.nas` passes a factory that builds a differentiable choice over all of
+them. This is what turns any network built from these layers into a supernet
+without a hand-written copy of it.
+
+Activations are NWC: (batch, length, channels).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+OPS = ("conv", "dw", "id")  # standard conv, depthwise-separable, identity.
+
+
+@dataclasses.dataclass(frozen=True)
+class SlotSpec:
+  """Static description of one convolution slot of a seed network.
+
+  Attributes:
+    in_features: input channels.
+    features: output channels.
+    kernel: kernel size (samples).
+    stride: stride (samples).
+    groups: feature groups of the seed's standard conv.
+    use_bias: whether the seed's conv has a bias.
+    padding: "SAME" (TF-style, as the seeds' PyTorch `PadSame`) or a symmetric
+      int padding on each side (PyTorch `padding=p`).
+  """
+
+  in_features: int
+  features: int
+  kernel: int
+  stride: int = 1
+  groups: int = 1
+  use_bias: bool = True
+  padding: str | int = "SAME"
+
+  @property
+  def allows_identity(self) -> bool:
+    return self.in_features == self.features and self.stride == 1
+
+  def allowed_ops(self) -> tuple[str, ...]:
+    return OPS if self.allows_identity else OPS[:2]
+
+
+def _padding(padding: str | int):
+  return padding if isinstance(padding, str) else [(padding, padding)]
+
+
+class Conv1d(nn.Module):
+  """Standard (optionally grouped) 1-D convolution. (B, L, Cin) -> (B, L', features)."""
+
+  spec: SlotSpec
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    s = self.spec
+    return nn.Conv(
+        s.features, (s.kernel,), strides=(s.stride,), padding=_padding(s.padding),
+        feature_group_count=s.groups, use_bias=s.use_bias, name="conv")(x)
+
+
+class DepthwiseSeparable1d(nn.Module):
+  """Depthwise conv (same kernel/stride as the seed conv, no bias) then pointwise conv (seed's bias)."""
+
+  spec: SlotSpec
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    s = self.spec
+    x = nn.Conv(s.in_features, (s.kernel,), strides=(s.stride,), padding=_padding(s.padding),
+                feature_group_count=s.in_features, use_bias=False, name="depthwise")(x)
+    return nn.Conv(s.features, (1,), use_bias=s.use_bias, name="pointwise")(x)
+
+
+class Identity(nn.Module):
+  """Identity; only valid where the slot's input and output shapes are equal."""
+
+  spec: SlotSpec
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    if not self.spec.allows_identity:
+      raise ValueError(f"layer {self.name!r}: identity needs in==out channels and stride 1, got {self.spec}")
+    return x
+
+
+OP_MODULES: dict[str, type[nn.Module]] = {"conv": Conv1d, "dw": DepthwiseSeparable1d, "id": Identity}
+
+SlotFactory = Callable[..., nn.Module]
+
+
+def plain_slot(spec: SlotSpec, op: str, name: str) -> nn.Module:
+  """Builds the fixed op `op` ("conv" | "dw" | "id") for slot `name`."""
+  if op not in OP_MODULES:
+    raise ValueError(f"layer {name!r}: unknown op {op!r}, expected one of {OPS}")
+  if op == "id" and not spec.allows_identity:
+    raise ValueError(f"layer {name!r}: identity is not allowed here ({spec.in_features}->{spec.features} "
+                     f"channels, stride {spec.stride})")
+  return OP_MODULES[op](spec, name=name)
+
+
+def resolve_ops(ops: Sequence[str] | None, names: Sequence[str], model: str) -> tuple[str, ...]:
+  """Per-slot ops of a network config: None means every slot is a standard conv."""
+  if ops is None:
+    return ("conv",) * len(names)
+  if len(ops) != len(names):
+    raise ValueError(f"{model}: config has {len(ops)} ops but the network has {len(names)} conv slots "
+                     f"({', '.join(names)})")
+  return tuple(ops)
+
+
+def zero_pad_maxpool(x: jax.Array, window: int) -> jax.Array:
+  """The seeds' `MaxPool1dPadSame`: zero-pad (w-1)//2 left, rest right, then max-pool w/w. (B,L,C)->(B,ceil(L/w),C)."""
+  if window == 1:
+    return x
+  total = window - 1
+  x = jnp.pad(x, ((0, 0), (total // 2, total - total // 2), (0, 0)))
+  return nn.max_pool(x, (window,), strides=(window,), padding="VALID")
+
+
+class PReLU(nn.Module):
+  """Per-channel PReLU (PyTorch `nn.PReLU(C)`, init 0.25)."""
+
+  init_value: float = 0.25
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    a = self.param("alpha", nn.initializers.constant(self.init_value), (x.shape[-1],))
+    return jnp.where(x >= 0, x, a * x)
+
+
+def linear_upsample2(x: jax.Array) -> jax.Array:
+  """x2 linear interpolation with align_corners=True along time. (B, L, C) -> (B, 2L, C)."""
+  lin = x.shape[1]
+  lout = 2 * lin
+  pos = jnp.arange(lout) * ((lin - 1) / (lout - 1)) if lout > 1 else jnp.zeros((lout,))
+  lo = jnp.clip(jnp.floor(pos).astype(jnp.int32), 0, lin - 1)
+  hi = jnp.clip(lo + 1, 0, lin - 1)
+  w = (pos - lo)[None, :, None].astype(x.dtype)
+  return x[:, lo] * (1 - w) + x[:, hi] * w
+
+
+def center_crop(x: jax.Array, length: int) -> jax.Array:
+  """Centre-crops (B, L, C) to (B, length, C)."""
+  start = (x.shape[1] - length) // 2
+  return x[:, start:start + length]
