@@ -24,8 +24,6 @@ SBP_COL = "SP"
 DBP_COL = "DP"
 SUBJECT_COL = "patient"
 TRIAL_COL = "trial"
-# Columns checked for NaN/inf (windows with any non-finite value there are bad).
-FINITE_COLS = (PPG_COL, ABP_COL, SBP_COL, DBP_COL)
 _CORE_COLS = (SUBJECT_COL, TRIAL_COL, SBP_COL, DBP_COL, PPG_COL)
 
 
@@ -113,12 +111,11 @@ def _strip(v: np.ndarray) -> np.ndarray:
 
 
 def _ids_to_str(v: np.ndarray) -> np.ndarray:
-  """Converts an id column to str: ints (and integral floats) print without '.0'."""
-  if v.dtype.kind in "iub":
-    return v.astype(np.int64).astype(str)
-  if v.dtype.kind == "f" and np.all(np.isfinite(v)) and np.all(v == np.round(v)):
-    return v.astype(np.int64).astype(str)
-  return _strip(v.astype(str))
+  """Converts an id column to str (tightest width): ints and integral floats without '.0'."""
+  integral = v.dtype.kind in "iub" or (
+      v.dtype.kind == "f" and np.all(np.isfinite(v)) and np.all(v == np.round(v)))
+  ids = v.astype(np.int64).astype(str) if integral else _strip(v.astype(str))
+  return np.asarray(ids.tolist(), dtype=str)
 
 
 def _as_float(path: Path, name: str, v: np.ndarray) -> np.ndarray:
@@ -176,16 +173,20 @@ def load_fold(path: str | os.PathLike[str], spec: DatasetSpec, *,
           f"{path}: wrong window length in column {c!r}: expected {spec.window} samples "
           f"(dataset {spec.name!r}), got {length} (shape {v.shape})")
 
-  numeric = {c: _as_float(path, c, rows[c]) for c in FINITE_COLS if c in waves or c in (SBP_COL, DBP_COL)}
+  for c in (SBP_COL, DBP_COL):
+    if rows[c].ndim != 1:
+      raise DataFormatError(
+          f"{path}: column {c!r} must hold one value per window, got shape {cols[c].shape}")
+  # Windows with NaN/inf in any of these columns are bad.
+  numeric = {c: _as_float(path, c, rows[c]) for c in waves + (SBP_COL, DBP_COL)}
   nonfinite = {c: ~np.isfinite(v).reshape(n, -1).all(axis=1) for c, v in numeric.items()}
   counts_bad = {c: int(m.sum()) for c, m in nonfinite.items() if m.any()}
   keep = np.ones(n, bool)
   if counts_bad:
-    detail = ", ".join(f"{k} in column {c!r}" for c, k in counts_bad.items())
+    detail = ", ".join(f"{k} window(s) in column {c!r}" for c, k in counts_bad.items())
     if not drop_nan:
       raise DataFormatError(
-          f"{path}: NaN/inf values: {detail} window(s) affected "
-          "(pass drop_nan=True to drop them)")
+          f"{path}: NaN/inf values in {detail} (pass drop_nan=True to drop those windows)")
     for m in nonfinite.values():
       keep &= ~m
     warnings.warn(

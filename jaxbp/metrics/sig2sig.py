@@ -61,38 +61,69 @@ def ampd(x: np.ndarray, scale: int | None = None) -> np.ndarray:
   return np.flatnonzero(lsm[:, :best].all(axis=1)).astype(np.int64)
 
 
+def select_beats(x: np.ndarray, peaks: np.ndarray, valleys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """The benchmark's clean-up of candidate extrema of one ABP window `x` (L,).
+
+  Extrema on the first/last sample are dropped; only the peaks strictly between the first and the
+  last valley are kept; going left to right, a peak whose height above the mean valley is below
+  0.6x that of the previous kept peak is dropped as dicrotic (the first one is always kept).
+
+  Args:
+    x: the window (L,), mmHg.
+    peaks, valleys: sorted candidate indices (e.g. from `ampd`).
+
+  Returns:
+    (kept peak indices, kept valley indices), int64; both empty when there is no
+    valley-peak-valley beat.
+  """
+  n = x.shape[0]
+  empty = np.zeros((0,), dtype=np.int64)
+  peaks = np.asarray(peaks, dtype=np.int64)
+  valleys = np.asarray(valleys, dtype=np.int64)
+  peaks = peaks[(peaks > 0) & (peaks < n - 1)]
+  valleys = valleys[(valleys > 0) & (valleys < n - 1)]
+  if valleys.size < 2:
+    return empty, empty
+  peaks = peaks[(peaks > valleys[0]) & (peaks < valleys[-1])]
+  if peaks.size == 0:
+    return empty, empty
+  floor = x[valleys].mean()
+  kept = [int(peaks[0])]
+  for p in peaks[1:]:
+    if x[p] - floor >= DICROTIC_RATIO * (x[kept[-1]] - floor):
+      kept.append(int(p))
+  return np.asarray(kept, dtype=np.int64), valleys
+
+
+def beat_extrema(abp: np.ndarray, fs: int = FS) -> tuple[np.ndarray, np.ndarray]:
+  """Systolic peak and diastolic valley indices of an ABP window `abp` (L,) by the benchmark's rule.
+
+  AMPD at scale `fs` gives the candidates (valleys = AMPD of -abp), `select_beats` cleans them.
+  Returns two empty int64 arrays for flat, too short or non-finite windows.
+  """
+  a = np.asarray(abp, dtype=np.float64).reshape(-1)
+  if a.shape[0] < 3 or not np.all(np.isfinite(a)) or np.ptp(a) == 0:
+    empty = np.zeros((0,), dtype=np.int64)
+    return empty, empty
+  return select_beats(a, ampd(a, scale=fs), ampd(-a, scale=fs))
+
+
 def sbp_dbp_from_abp(abp: np.ndarray, fs: int = FS) -> tuple[float, float]:
   """(SBP, DBP) in mmHg of one ABP window `abp` (L,) in mmHg, by the benchmark's rule.
 
-  Peaks and valleys by AMPD at scale `fs`; extrema on the first/last sample are dropped; only the
-  peaks strictly between the first and last valley are kept; going left to right, a peak whose
-  height above the mean valley is below 0.6x that of the previous kept peak is dropped as
-  dicrotic. SBP = median of the kept peaks, DBP = median of the valleys.
+  SBP = median of the kept systolic peaks, DBP = median of the kept valleys (`beat_extrema`:
+  AMPD at scale `fs`, edge extrema dropped, trimmed to start and end in valleys, dicrotic peaks
+  below 0.6x the previous kept peak's height above the mean valley dropped).
 
   Returns:
     (sbp, dbp) as floats, or (nan, nan) when there is no valley-peak-valley beat (flat, too short
     or non-finite windows included); never raises on such inputs.
   """
   a = np.asarray(abp, dtype=np.float64).reshape(-1)
-  n = a.shape[0]
-  nan = (float("nan"), float("nan"))
-  if n < 3 or not np.all(np.isfinite(a)) or np.ptp(a) == 0:
-    return nan
-  peaks = ampd(a, scale=fs)
-  valleys = ampd(-a, scale=fs)
-  peaks = peaks[(peaks > 0) & (peaks < n - 1)]
-  valleys = valleys[(valleys > 0) & (valleys < n - 1)]
-  if valleys.size < 2:
-    return nan
-  peaks = peaks[(peaks > valleys[0]) & (peaks < valleys[-1])]
+  peaks, valleys = beat_extrema(a, fs)
   if peaks.size == 0:
-    return nan
-  floor = a[valleys].mean()
-  kept = [int(peaks[0])]
-  for p in peaks[1:]:
-    if a[p] - floor >= DICROTIC_RATIO * (a[kept[-1]] - floor):
-      kept.append(int(p))
-  return float(np.median(a[kept])), float(np.median(a[valleys]))
+    return float("nan"), float("nan")
+  return float(np.median(a[peaks])), float(np.median(a[valleys]))
 
 
 def sbp_dbp_batch(abp: np.ndarray, fs: int = FS) -> tuple[np.ndarray, np.ndarray]:

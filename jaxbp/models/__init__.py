@@ -1,6 +1,6 @@
 """Seed networks (ResNet1d, UNet1d) built from conv slots that NAS can replace."""
 
-from jaxbp.models.configs import (MODELS, PUBLISHED_PARAMS, RESNET1D, TASKS, UNET1D, ModelConfig, build,
+from jaxbp.models.configs import (MODELS, batch_size, PUBLISHED_PARAMS, RESNET1D, TASKS, UNET1D, ModelConfig, build,
                                   config_from_dict, config_to_dict, model_name, seed_config)
 from jaxbp.models.layers import OPS, SlotSpec, plain_slot
 from jaxbp.models.resnet1d import ResNet1d, ResNet1dConfig

@@ -35,6 +35,14 @@ PUBLISHED_PARAMS = {
     ("unet1d", "bcg"): 446_721, ("unet1d", "sensors"): 140_865, ("unet1d", "uci"): 29_745,
 }
 
+# The benchmark's batch sizes: 256 except ResNet on PPGBP (32) and UNet on UCI (512).
+BATCH_SIZE = {("resnet1d", "ppgbp"): 32, ("resnet1d", "synthetic"): 32, ("unet1d", "uci"): 512}
+
+
+def batch_size(model: str, dataset: str) -> int:
+  return BATCH_SIZE.get((model, dataset), 256)
+
+
 MODELS = {"resnet1d": (ResNet1d, RESNET1D), "unet1d": (UNet1d, UNET1D)}
 TASKS = {"resnet1d": "regression", "unet1d": "sig2sig"}
 

@@ -1,0 +1,79 @@
+"""The choice layer: a differentiable mix of {standard conv, depthwise-separable, identity}.
+
+Architecture logits live in their own variable collection, "arch" ({"alpha": (n_ops,)} per layer); the
+softmax temperature in "nas_state" ({"temperature": ()} per layer, not trained). Modes:
+  soft        θ = softmax(α/T)
+  gumbel      θ = softmax((α + g)/T), g ~ Gumbel(0, 1) from the "gumbel" rng stream
+  hard        straight-through: forward one_hot(argmax θ), backward through softmax(α/T)
+  hard_gumbel straight-through on the Gumbel sample
+Output = Σ_i θ_i · branch_i(x); every branch sees the same input.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxbp.models.layers import OP_MODULES, SlotSpec
+
+MODES = ("soft", "gumbel", "hard", "hard_gumbel")
+
+
+def theta(alpha: jax.Array, temperature: jax.Array | float = 1.0, mode: str = "soft",
+          key: jax.Array | None = None) -> jax.Array:
+  """Branch weights (..., n_ops) from logits `alpha` (..., n_ops)."""
+  if mode not in MODES:
+    raise ValueError(f"unknown choice mode {mode!r}; expected one of {MODES}")
+  logits = alpha
+  if mode in ("gumbel", "hard_gumbel"):
+    if key is None:
+      raise ValueError(f"choice mode {mode!r} needs a 'gumbel' rng")
+    logits = alpha + jax.random.gumbel(key, alpha.shape, alpha.dtype)
+  soft = jax.nn.softmax(logits / temperature, axis=-1)
+  if mode in ("hard", "hard_gumbel"):
+    hard = jax.nn.one_hot(jnp.argmax(soft, axis=-1), soft.shape[-1], dtype=soft.dtype)
+    return soft + jax.lax.stop_gradient(hard - soft)
+  return soft
+
+
+class ChoiceConv(nn.Module):
+  """A conv slot whose op is searched. (B, L, Cin) -> (B, L', features).
+
+  Attributes:
+    spec: the seed slot's static shape.
+    ops: the alternatives (subset of "conv", "dw", "id"; "id" only where shapes allow).
+    mode: one of MODES.
+  """
+
+  spec: SlotSpec
+  ops: tuple[str, ...]
+  mode: str = "soft"
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    if "id" in self.ops and not self.spec.allows_identity:
+      raise ValueError(f"layer {self.name!r}: identity is not a valid alternative for {self.spec}")
+    alpha = self.variable("arch", "alpha", jnp.zeros, (len(self.ops),)).value
+    temperature = self.variable("nas_state", "temperature", jnp.ones, ()).value
+    needs_key = self.mode in ("gumbel", "hard_gumbel")
+    w = theta(alpha, temperature, self.mode, self.make_rng("gumbel") if needs_key else None)
+    out = 0.0
+    for i, op in enumerate(self.ops):
+      out = out + w[i] * OP_MODULES[op](self.spec, name=op)(x)
+    return out
+
+
+def choice_slot(mode: str = "soft", ops: tuple[str, ...] = ("conv", "dw", "id")):
+  """A slot factory (see `jaxbp.models.layers`) that builds a ChoiceConv over `ops` allowed by each slot."""
+  if mode not in MODES:
+    raise ValueError(f"unknown choice mode {mode!r}; expected one of {MODES}")
+  return functools.partial(_make_choice, mode=mode, ops=tuple(ops))
+
+
+def _make_choice(spec: SlotSpec, op: str, name: str, *, mode: str, ops: tuple[str, ...]) -> nn.Module:
+  del op  # the seed's op is one of the alternatives.
+  allowed = tuple(o for o in ops if o in spec.allowed_ops())
+  return ChoiceConv(spec, allowed, mode, name=name)

@@ -1,0 +1,102 @@
+"""The benchmark's training protocol: Adam, validate every 2 epochs, early stopping, restore the best."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from tqdm.auto import tqdm
+
+from jaxbp.data.batching import batches
+from jaxbp.train.state import create_state
+from jaxbp.train.steps import make_eval_step, make_train_step
+
+
+@dataclasses.dataclass(frozen=True)
+class FitConfig:
+  """Protocol hyper-parameters (defaults: the benchmark's).
+
+  Attributes:
+    learning_rate: Adam learning rate (no weight decay, no schedule).
+    max_epochs: epoch budget.
+    val_every: validate every this many epochs.
+    patience: stop after this many validations without improvement of the validation MSE.
+    batch_size: training and evaluation batch size.
+    progress: show a progress bar.
+  """
+
+  learning_rate: float = 1e-3
+  max_epochs: int = 100
+  val_every: int = 2
+  patience: int = 10
+  batch_size: int = 256
+  progress: bool = True
+
+
+@dataclasses.dataclass
+class FitResult:
+  variables: dict[str, Any]  # the best (restored) variables.
+  best_epoch: int
+  best_val_mse: float
+  epochs_run: int
+  history: list[dict[str, float]]
+  seconds: float
+
+
+def evaluate_mse(eval_step, variables: dict[str, Any], split: dict[str, np.ndarray], batch_size: int) -> float:
+  """Mean squared error over every target element of `split` (normalized units)."""
+  sse, count = 0.0, 0.0
+  for batch in batches(split, batch_size):
+    _, s, n = eval_step(variables, batch)
+    sse, count = sse + float(s), count + float(n)
+  return sse / count
+
+
+def predict(model: nn.Module, variables: dict[str, Any], split: dict[str, np.ndarray], batch_size: int = 256,
+            task: str = "regression") -> np.ndarray:
+  """Eval-mode outputs for every window of `split`, in order: (N, 2) or (N, L, 1)."""
+  eval_step = jax.jit(make_eval_step(model, task))
+  return np.concatenate([np.asarray(eval_step(variables, b)[0]) for b in batches(split, batch_size)])
+
+
+def fit(model: nn.Module, variables: dict[str, Any], train: dict[str, np.ndarray], val: dict[str, np.ndarray],
+        config: FitConfig, *, task: str, seed: int, desc: str = "train") -> FitResult:
+  """Trains `variables` of `model` on `train` under the benchmark's protocol; returns the best on `val`.
+
+  Shuffling is seeded by (seed, epoch); dropout keys are `fold_in(key(seed), step)`.
+  """
+  tx = optax.adam(config.learning_rate)
+  state = create_state(variables, tx)
+  train_step = jax.jit(make_train_step(model, tx, task), donate_argnums=0)
+  eval_step = jax.jit(make_eval_step(model, task))
+  key = jax.random.key(seed)
+  best = (np.inf, 0, jax.device_get(state.variables))
+  history, bad, start = [], 0, time.perf_counter()
+  bar = tqdm(range(1, config.max_epochs + 1), desc=desc, disable=not config.progress, leave=False)
+  epoch = 0
+  for epoch in bar:
+    losses = []
+    for batch in batches(train, config.batch_size, seed=seed * 100_003 + epoch):
+      state, loss = train_step(state, batch, jax.random.fold_in(key, state.step))
+      losses.append(loss)
+    record = {"epoch": epoch, "train_mse": float(jnp.mean(jnp.stack(losses)))}
+    if epoch % config.val_every == 0 or epoch == config.max_epochs:
+      val_mse = evaluate_mse(eval_step, state.variables, val, config.batch_size)
+      record["val_mse"] = val_mse
+      if val_mse < best[0]:
+        best, bad = (val_mse, epoch, jax.device_get(state.variables)), 0
+      else:
+        bad += 1
+      bar.set_postfix(train=f"{record['train_mse']:.4f}", val=f"{val_mse:.4f}", best=best[1])
+    history.append(record)
+    if bad >= config.patience:
+      break
+  bar.close()
+  return FitResult(variables=best[2], best_epoch=best[1], best_val_mse=float(best[0]), epochs_run=epoch,
+                   history=history, seconds=time.perf_counter() - start)

@@ -1,0 +1,71 @@
+"""Pure, jit-able train and eval steps for the two tasks (scalar regression and sig2sig).
+
+A batch is a dict of arrays: "x" (B, L, 1) z-scored PPG, and the target: "y" (B, 2) min-max scaled
+[SBP, DBP] for regression, "abp" (B, L, 1) scaled ABP for sig2sig. Losses are MSE on normalized targets.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxbp.train.state import TrainState
+
+TARGETS = {"regression": "y", "sig2sig": "abp"}
+
+
+def target_key(task: str) -> str:
+  if task not in TARGETS:
+    raise ValueError(f"unknown task {task!r}; expected one of {sorted(TARGETS)}")
+  return TARGETS[task]
+
+
+def apply_model(model: nn.Module, variables: dict[str, Any], x: jax.Array, *, train: bool,
+                key: jax.Array | None = None) -> tuple[jax.Array, dict[str, Any]]:
+  """Runs `model`; returns (output, updated non-param collections). Explicit dropout key when training."""
+  mutable = [k for k in variables if k != "params"] if train else False
+  rngs = {"dropout": key} if key is not None else {}
+  if mutable:
+    out, new_state = model.apply(variables, x, train=train, rngs=rngs, mutable=mutable)
+    return out, dict(new_state)
+  out = model.apply(variables, x, train=train, rngs=rngs)
+  return out, {k: v for k, v in variables.items() if k != "params"}
+
+
+def mse(pred: jax.Array, target: jax.Array) -> jax.Array:
+  return jnp.mean(jnp.square(pred - target))
+
+
+def make_train_step(model: nn.Module, tx: optax.GradientTransformation, task: str
+                    ) -> Callable[[TrainState, dict[str, jax.Array], jax.Array], tuple[TrainState, jax.Array]]:
+  """`step(state, batch, key) -> (state, loss)`: one Adam step on MSE, BatchNorm stats updated. Not jitted."""
+  target = target_key(task)
+
+  def step(state: TrainState, batch: dict[str, jax.Array], key: jax.Array):
+    def loss_fn(params):
+      out, model_state = apply_model(model, {"params": params, **state.model_state}, batch["x"],
+                                     train=True, key=key)
+      return mse(out, batch[target]), model_state
+
+    (loss, model_state), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    return state.replace(step=state.step + 1, params=params, model_state=model_state,
+                         opt_state=opt_state), loss
+
+  return step
+
+
+def make_eval_step(model: nn.Module, task: str) -> Callable[[dict[str, Any], dict[str, jax.Array]], jax.Array]:
+  """`eval_step(variables, batch) -> (pred, sum of squared errors, number of target elements)`. Not jitted."""
+  target = target_key(task)
+
+  def eval_step(variables, batch):
+    out, _ = apply_model(model, variables, batch["x"], train=False)
+    return out, jnp.sum(jnp.square(out - batch[target])), jnp.asarray(batch[target].size, jnp.float32)
+
+  return eval_step
