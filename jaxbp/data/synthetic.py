@@ -33,6 +33,8 @@ from jaxbp.metrics.sig2sig import sbp_dbp_from_abp
 GENERATOR_VERSION = 1  # Bump when the generated numbers change; invalidates cached datasets.
 _MAX_TRIES = 20  # Redraws of a window whose ABP yields no SP/DP before it is dropped.
 _PAD_S = 1.0  # Seconds simulated on each side of a window (filter and beat-phase margin).
+# The columns of a fold file, in the benchmark's format.
+_COLUMNS = ("patient", "trial", "SP", "DP", "signal", "abp_signal", "Age(year)", "Heart Rate(b/m)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,7 +71,8 @@ class SyntheticConfig:
     if self.windows_per_subject < 1:
       raise ValueError(f"windows_per_subject must be >= 1, got {self.windows_per_subject}")
     if self.window < 2 * self.fs:
-      raise ValueError(f"window must hold >= 2 s ({2 * self.fs} samples) for SP/DP labels, got {self.window}")
+      raise ValueError(
+          f"window must hold >= 2 s ({2 * self.fs} samples) for SP/DP labels, got {self.window}")
 
   def to_dict(self) -> dict[str, Any]:
     """The config plus the generator version, as stored in `config.json`."""
@@ -131,7 +134,9 @@ def _raw_beat(tau: np.ndarray, p: dict[str, float]) -> np.ndarray:
           + p["runoff"] * rise * np.exp(-tau / p["tau"]))
 
 
-def _beats(t: np.ndarray, onsets: np.ndarray, p: dict[str, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _beats(
+    t: np.ndarray, onsets: np.ndarray, p: dict[str, float]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """Beat train on times `t` (T,) s with feet at `onsets` (B,) s (covering `t`).
 
   Returns:
@@ -150,7 +155,9 @@ def _beats(t: np.ndarray, onsets: np.ndarray, p: dict[str, float]) -> tuple[np.n
   return ramped(tau, period) / top[j], j, tau / period
 
 
-def _window(subj: _Subject, cfg: SyntheticConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _window(
+    subj: _Subject, cfg: SyntheticConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
   """One (ppg, abp) pair of `cfg.window` samples: PPG in a.u., ABP in mmHg."""
   fs = cfg.fs
   u = rng.standard_normal(8)
@@ -216,8 +223,7 @@ def generate(config: SyntheticConfig = SyntheticConfig()) -> dict[str, np.ndarra
   perm = np.random.default_rng([cfg.seed, 2**31]).permutation(cfg.n_subjects)
   for i, chunk in enumerate(np.array_split(perm, cfg.n_folds)):
     fold_of[chunk] = i
-  cols: dict[str, list[Any]] = {k: [] for k in (
-      "patient", "trial", "SP", "DP", "signal", "abp_signal", "Age(year)", "Heart Rate(b/m)", "fold")}
+  cols: dict[str, list[Any]] = {k: [] for k in _COLUMNS + ("fold",)}
   for s in range(cfg.n_subjects):
     rng = np.random.default_rng([cfg.seed, s])
     subj = _draw_subject(rng)
@@ -247,7 +253,9 @@ def _savemat(path: Path, columns: dict[str, np.ndarray]) -> None:
   os.replace(tmp, path)
 
 
-def write_synthetic_dataset(root: str | os.PathLike[str], config: SyntheticConfig = SyntheticConfig()) -> Path:
+def write_synthetic_dataset(
+    root: str | os.PathLike[str], config: SyntheticConfig = SyntheticConfig()
+) -> Path:
   """Writes `<root>/synthetic_dataset/signal_fold_<i>.mat` (+ config.json, README.txt).
 
   Each fold file holds the windows of its subjects (no subject in two folds) with the columns
@@ -274,15 +282,18 @@ def write_synthetic_dataset(root: str | os.PathLike[str], config: SyntheticConfi
       "SP/DP: sig2sig rule on abp_signal (mmHg); signal: PPG (a.u., not normalized).\n"
       f"Folds are subject-disjoint. Config: see config.json.\n"
       f"windows: {fold.size}, subjects: {np.unique(data['patient']).size}, "
-      f"SP {data['SP'].mean():.2f}+-{data['SP'].std():.2f}, DP {data['DP'].mean():.2f}+-{data['DP'].std():.2f}\n")
+      f"SP {data['SP'].mean():.2f}+-{data['SP'].std():.2f} mmHg, "
+      f"DP {data['DP'].mean():.2f}+-{data['DP'].std():.2f} mmHg\n")
   tmp = out / f"config.json.tmp{os.getpid()}"
   tmp.write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
   os.replace(tmp, out / "config.json")
   return out
 
 
-def ensure_synthetic_dataset(root: str | os.PathLike[str], config: SyntheticConfig = SyntheticConfig()) -> Path:
-  """Returns `<root>/synthetic_dataset`, writing it only if absent, incomplete or of another config."""
+def ensure_synthetic_dataset(
+    root: str | os.PathLike[str], config: SyntheticConfig = SyntheticConfig()
+) -> Path:
+  """Returns `<root>/synthetic_dataset`; writes it if absent, incomplete or of another config."""
   out = Path(root) / SPECS["synthetic"].folder
   try:
     stored = json.loads((out / "config.json").read_text())

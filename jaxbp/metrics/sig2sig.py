@@ -39,7 +39,7 @@ def ampd(x: np.ndarray, scale: int | None = None) -> np.ndarray:
     scale: the largest scale in samples; None means `FS` (125, i.e. one second).
 
   Returns:
-    Sorted int64 indices of the peaks; empty for a flat or non-finite signal.
+    Sorted int64 indices of the peaks; empty for a flat, linear or non-finite signal.
   """
   x = np.asarray(x, dtype=np.float64)
   if x.ndim != 1:
@@ -48,7 +48,10 @@ def ampd(x: np.ndarray, scale: int | None = None) -> np.ndarray:
   n_scales = min(FS if scale is None else int(scale), n // 2)
   if n_scales < 1 or not np.all(np.isfinite(x)) or np.ptp(x) == 0:
     return np.zeros((0,), dtype=np.int64)
+  scale_x = np.max(np.abs(x))
   x = _detrend(x)
+  if np.ptp(x) <= 1e-10 * scale_x:  # a line: only rounding noise is left after detrending.
+    return np.zeros((0,), dtype=np.int64)
   pad = np.full((n_scales,), -np.inf)
   win = sliding_window_view(np.concatenate([pad, x, pad]), 2 * n_scales + 1)  # (n, 2S+1)
   left = win[:, n_scales - 1::-1]  # x[i-k], k = 1..S
@@ -61,7 +64,9 @@ def ampd(x: np.ndarray, scale: int | None = None) -> np.ndarray:
   return np.flatnonzero(lsm[:, :best].all(axis=1)).astype(np.int64)
 
 
-def select_beats(x: np.ndarray, peaks: np.ndarray, valleys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def select_beats(
+    x: np.ndarray, peaks: np.ndarray, valleys: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
   """The benchmark's clean-up of candidate extrema of one ABP window `x` (L,).
 
   Extrema on the first/last sample are dropped; only the peaks strictly between the first and the
@@ -127,7 +132,11 @@ def sbp_dbp_from_abp(abp: np.ndarray, fs: int = FS) -> tuple[float, float]:
 
 
 def sbp_dbp_batch(abp: np.ndarray, fs: int = FS) -> tuple[np.ndarray, np.ndarray]:
-  """`sbp_dbp_from_abp` over windows `abp` (N, L) mmHg -> (sbp (N,), dbp (N,)) float64, nan if none."""
+  """`sbp_dbp_from_abp` on each row of `abp` (N, L), mmHg.
+
+  Returns:
+    (sbp (N,), dbp (N,)) float64 in mmHg, nan where a window has no beat.
+  """
   abp = np.asarray(abp, dtype=np.float64)
   if abp.ndim != 2:
     raise ValueError(f"sbp_dbp_batch expects (N, L) windows, got shape {abp.shape}")
