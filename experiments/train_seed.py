@@ -37,6 +37,7 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--max-epochs", type=int, default=100)
   p.add_argument("--patience", type=int, default=10)
   p.add_argument("--batch-size", type=int, default=None, help="default: the benchmark's for model/dataset")
+  p.add_argument("--dropout", type=float, default=None, help="override the seed's dropout rate (ResNet1d: 0.5)")
   p.add_argument("--loader", default="mat", choices=LOADERS)
   p.add_argument("--drop-nan", action="store_true", help="drop NaN/inf windows (with a warning) instead of failing")
   p.add_argument("--out", default=None, help="output dir (default runs/train_seed/<model>_<dataset>)")
@@ -48,6 +49,10 @@ def main(argv=None) -> dict:
   args = parse_args(argv)
   spec, folds = load_folds(args.dataset, args.data_dir, loader=args.loader, drop_nan=args.drop_nan)
   config = models.seed_config(args.model, spec.name)
+  if args.dropout is not None:
+    if not hasattr(config, "dropout"):
+      raise ValueError(f"--dropout: {args.model} has no dropout")
+    config = dataclasses.replace(config, dropout=args.dropout)
   fit_config = FitConfig(max_epochs=args.max_epochs, patience=args.patience,
                          batch_size=args.batch_size or models.batch_size(args.model, spec.name),
                          progress=not args.no_progress)

@@ -59,7 +59,7 @@ class NetShapes:
 
 
 def _is_slot(module: nn.Module) -> bool:
-  return isinstance(getattr(module, "spec", None), SlotSpec)
+  return getattr(type(module), "is_conv_slot", False) and isinstance(getattr(module, "spec", None), SlotSpec)
 
 
 def _inside_slot(module: nn.Module) -> bool:

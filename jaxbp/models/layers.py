@@ -102,6 +102,7 @@ def conv_impl(impl: str = "auto"):
 class Conv1d(nn.Module):
   """Standard (optionally grouped) 1-D convolution. (B, L, Cin) -> (B, L', features)."""
 
+  is_conv_slot = True  # marks a conv slot for `jaxbp.cost.trace`.
   spec: SlotSpec
   impl: str = "auto"
 
@@ -117,6 +118,7 @@ class Conv1d(nn.Module):
 class DepthwiseSeparable1d(nn.Module):
   """Depthwise conv (same kernel/stride as the seed conv, no bias) then pointwise conv (seed's bias)."""
 
+  is_conv_slot = True  # marks a conv slot for `jaxbp.cost.trace`.
   spec: SlotSpec
   impl: str = "auto"
 
@@ -133,6 +135,7 @@ class DepthwiseSeparable1d(nn.Module):
 class Identity(nn.Module):
   """Identity; only valid where the slot's input and output shapes are equal."""
 
+  is_conv_slot = True  # marks a conv slot for `jaxbp.cost.trace`.
   spec: SlotSpec
 
   def __call__(self, x: jax.Array) -> jax.Array:

@@ -48,6 +48,7 @@ class ChoiceConv(nn.Module):
     mode: one of MODES.
   """
 
+  is_conv_slot = True  # marks a conv slot for `jaxbp.cost.trace`.
   spec: SlotSpec
   ops: tuple[str, ...]
   mode: str = "soft"
