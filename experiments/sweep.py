@@ -12,21 +12,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-
-def _cpu_devices_flag() -> None:
-  """On CPU, expose one XLA device per core so candidates are sharded across cores (before jax loads)."""
-  if "--xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-    n = max(1, min(os.cpu_count() or 1, 8))
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={n}")
-
-
-_cpu_devices_flag()
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing.
+from jaxbp.hostdevices import expose_cpu_cores  # noqa: E402  (before jax is imported)
+
+expose_cpu_cores()
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402

@@ -85,3 +85,21 @@ def test_zero_pad_maxpool_matches_torch_padsame():
   x = jnp.array([-1.0, -2.0, -3.0, -4.0, -5.0, -6.0]).reshape(1, 6, 1)
   # pad 1 left / 2 right with zeros -> [0,-1,-2,-3 | -4,-5,-6,0]
   np.testing.assert_array_equal(layers.zero_pad_maxpool(x, 4)[0, :, 0], [0.0, 0.0])
+
+
+@pytest.mark.parametrize("cin,cout,k,s,g,pad", [(32, 32, 5, 1, 2, "SAME"), (32, 64, 5, 4, 2, "SAME"),
+                                                 (16, 16, 5, 4, 16, "SAME"), (1, 32, 9, 1, 1, "SAME"),
+                                                 (8, 16, 3, 2, 1, 1), (6, 3, 5, 1, 1, 2), (4, 8, 1, 1, 1, "SAME"),
+                                                 (12, 12, 3, 2, 3, 1)])
+def test_im2col_conv_matches_xla(cin, cout, k, s, g, pad):
+  x = jax.random.normal(jax.random.key(0), (3, 37, cin))
+  w = jax.random.normal(jax.random.key(1), (k, cin // g, cout))
+  padding = pad if isinstance(pad, str) else [(pad, pad)]
+  ref = jax.lax.conv_general_dilated(x, w, (s,), padding, dimension_numbers=("NWC", "WIO", "NWC"),
+                                     feature_group_count=g)
+  got = layers.im2col_conv(x, w, (s,), padding, feature_group_count=g)
+  np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
+  gr = jax.grad(lambda w: jnp.sum(jax.lax.conv_general_dilated(
+      x, w, (s,), padding, dimension_numbers=("NWC", "WIO", "NWC"), feature_group_count=g) ** 2))(w)
+  gg = jax.grad(lambda w: jnp.sum(layers.im2col_conv(x, w, (s,), padding, feature_group_count=g) ** 2))(w)
+  np.testing.assert_allclose(gg, gr, rtol=1e-3, atol=1e-3)

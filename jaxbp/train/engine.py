@@ -111,5 +111,6 @@ class Engine:
       new_groups.append(state)
       metrics.append(m)
     if self.strategy == "loop":
+      metrics = jax.device_put(metrics, self.devices[0])  # gather per-device metrics (async copy).
       return new_groups, jax.tree.map(lambda *xs: jnp.stack(xs), *metrics)
     return new_groups, jax.tree.map(lambda *xs: jnp.concatenate(xs), *metrics)
