@@ -10,6 +10,7 @@ is written under `out_dir` as it finishes, and a rerun resumes from what is ther
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import json
 import os
@@ -176,23 +177,16 @@ def run_sweep(folds: Sequence[Fold], spec: DatasetSpec, seed_config: ModelConfig
     rdir.mkdir(exist_ok=True)
     split = make_rotation(folds, spec, k, scalers)
     t0 = time.perf_counter()
-    final = None
+    pending = [i for i in range(len(config.lambdas))
+               if RotationResult.load(rdir / f"candidate_{i:02d}", k) is None]
+    if pending:
+      final = search_rotation(model, shapes, split, spec, config, k, rdir, progress)
+      timings[f"search_rotation_{k}_s"] = time.perf_counter() - t0
+      t0 = time.perf_counter()
+      _finetune_all(pending, final, folds, spec, seed_config, shapes, config, k, scalers, rdir, progress)
+      timings[f"finetune_rotation_{k}_s"] = time.perf_counter() - t0
     for i in range(len(config.lambdas)):
-      cdir = rdir / f"candidate_{i:02d}"
-      res = RotationResult.load(cdir, k) if cdir.exists() else None
-      if res is None:
-        if final is None:
-          final = search_rotation(model, shapes, split, spec, config, k, rdir, progress)
-          timings[f"search_rotation_{k}_s"] = time.perf_counter() - t0
-        variables = jax.tree.map(lambda x, i=i: x[i], final)
-        exp_cfg, exp_vars, choice = export(seed_config, variables, shapes)
-        res = run_rotation(folds, spec, exp_cfg, config.finetune, k, scalers, seed=config.seed,
-                           init_fn=lambda _, __, v=exp_vars: v)
-        res.info.update(ops=list(exp_cfg.ops), choice=choice, lam=config.lambdas[i],
-                        **_exact_counts(exp_cfg, spec.window),
-                        expected_cost=float(make_cost(config.cost)(variables["arch"], shapes)))
-        cdir.mkdir(exist_ok=True)
-        res.save(cdir)
+      res = RotationResult.load(rdir / f"candidate_{i:02d}", k)
       cand_results[i].append(res)
       cand_info[i].append(res.info)
     if config.train_seed:
@@ -204,6 +198,34 @@ def run_sweep(folds: Sequence[Fold], spec: DatasetSpec, seed_config: ModelConfig
         res.save(sdir)
       seed_results.append(res)
   return _summarize(out, config, seed_config, spec, rotations, cand_results, cand_info, seed_results, timings)
+
+
+def _finetune_all(pending, final, folds, spec, seed_config, shapes, config, rotation, scalers, rdir, progress):
+  """Exports and fine-tunes the `pending` candidates, one per device at a time (threads), saving each."""
+  devices = jax.devices()
+  cost_fn = make_cost(config.cost)
+  finetune = dataclasses.replace(config.finetune, progress=False)
+
+  def one(job: int, i: int) -> int:
+    with jax.default_device(devices[job % len(devices)]):
+      variables = jax.tree.map(lambda x: x[i], final)
+      exp_cfg, exp_vars, choice = export(seed_config, variables, shapes)
+      res = run_rotation(folds, spec, exp_cfg, finetune, rotation, scalers, seed=config.seed,
+                         init_fn=lambda _, __: exp_vars)
+      res.info.update(ops=list(exp_cfg.ops), choice=choice, lam=config.lambdas[i],
+                      **_exact_counts(exp_cfg, spec.window),
+                      expected_cost=float(cost_fn(variables["arch"], shapes)))
+      cdir = rdir / f"candidate_{i:02d}"
+      cdir.mkdir(exist_ok=True)
+      res.save(cdir)
+    return i
+
+  bar = tqdm(total=len(pending), desc=f"fine-tune rotation {rotation}", disable=not progress, leave=False)
+  with concurrent.futures.ThreadPoolExecutor(max_workers=len(devices)) as pool:
+    for fut in concurrent.futures.as_completed([pool.submit(one, j, i) for j, i in enumerate(pending)]):
+      fut.result()
+      bar.update()
+  bar.close()
 
 
 def _exact_counts(config: ModelConfig, window: int) -> dict[str, int]:
