@@ -46,8 +46,8 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--lambda-min", type=float, default=1e-11)
   p.add_argument("--lambda-max", type=float, default=1e-7)
   p.add_argument("--cost", default="params", choices=sorted(COSTS))
-  p.add_argument("--epochs", type=int, default=None, help="search epochs per rotation (default 20; 4 synthetic)")
-  p.add_argument("--finetune-epochs", type=int, default=None, help="max fine-tune epochs (default 100; 10 synthetic)")
+  p.add_argument("--epochs", type=int, default=None, help="search epochs per rotation (default 20; 6 synthetic)")
+  p.add_argument("--finetune-epochs", type=int, default=None, help="max fine-tune epochs (default 100; 30 synthetic)")
   p.add_argument("--batch-size", type=int, default=None, help="default: the benchmark's for the seed/dataset")
   p.add_argument("--rotations", type=int, nargs="*", default=None,
                  help="fold rotations (default: all; rotation 0 only on the synthetic default)")
@@ -76,10 +76,10 @@ def main(argv=None) -> dict:
   batch = args.batch_size or models.batch_size(args.model, spec.name)
   rotations = tuple(args.rotations) if args.rotations is not None else ((0,) if small else None)
   config = SweepConfig(
-      lambdas=lambdas, cost=args.cost, search_epochs=args.epochs or (4 if small else 20), batch_size=batch,
+      lambdas=lambdas, cost=args.cost, search_epochs=args.epochs or (6 if small else 20), batch_size=batch,
       search=SearchConfig(temperature=args.temperature, mode=args.mode,
                           final_temperature=args.final_temperature or args.temperature),
-      finetune=FitConfig(max_epochs=args.finetune_epochs or (10 if small else 100), batch_size=batch,
+      finetune=FitConfig(max_epochs=args.finetune_epochs or (30 if small else 100), batch_size=batch,
                          progress=not args.no_progress),
       engine=EngineConfig(args.strategy, args.chunk_size), seed=args.seed, rotations=rotations,
       train_seed=not args.no_seed_network)

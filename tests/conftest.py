@@ -9,3 +9,21 @@ _CACHE = os.environ.get("JAXBP_TEST_XLA_CACHE", os.path.join(tempfile.gettempdir
 jax.config.update("jax_compilation_cache_dir", _CACHE)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+import pytest  # noqa: E402
+
+from jaxbp import models  # noqa: E402
+
+# A small ResNet1d (fast to compile) for end-to-end tests of training and sweeps.
+TINY_RESNET = models.ResNet1dConfig(first_kernel=5, kernel=3, n_blocks=2, base_filters=8)
+
+
+@pytest.fixture(scope="session")
+def tiny_synthetic(tmp_path_factory):
+  """(root, folds) of a small synthetic dataset written in the benchmark's file format."""
+  from jaxbp.data import load_dataset  # pylint: disable=import-outside-toplevel
+  from jaxbp.data.synthetic import SyntheticConfig, write_synthetic_dataset  # pylint: disable=import-outside-toplevel
+  root = tmp_path_factory.mktemp("synthetic")
+  write_synthetic_dataset(root, SyntheticConfig(n_subjects=40, windows_per_subject=2))
+  return root, load_dataset(root, "synthetic")

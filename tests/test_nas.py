@@ -1,6 +1,5 @@
 """Choice layer, supernet construction/export, bi-level search step."""
 
-import dataclasses
 
 import jax
 import jax.numpy as jnp

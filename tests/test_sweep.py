@@ -11,22 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jaxbp import models
-from jaxbp.data import load_dataset
-from jaxbp.data.synthetic import SyntheticConfig, write_synthetic_dataset
+from tests.conftest import TINY_RESNET
 from jaxbp.nas import sweep as sweep_lib
-from jaxbp.nas.search import SearchConfig
 from jaxbp.train import FitConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = models.ResNet1dConfig(first_kernel=5, kernel=3, n_blocks=2, base_filters=8)
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-  root = tmp_path_factory.mktemp("synthetic")
-  write_synthetic_dataset(root, SyntheticConfig(n_subjects=40, windows_per_subject=2))
-  return root, load_dataset(root, "synthetic")
+TINY = TINY_RESNET
 
 
 def _config(**kw):
@@ -42,8 +32,8 @@ def test_pareto_front():
   assert sweep_lib.pareto_front(pts) == [4, 0, 2]
 
 
-def test_sweep_writes_results_and_resumes_identically(tiny_data, tmp_path, monkeypatch):
-  root, folds = tiny_data
+def test_sweep_writes_results_and_resumes_identically(tiny_synthetic, tmp_path, monkeypatch):
+  root, folds = tiny_synthetic
   spec = __import__("jaxbp.data.specs", fromlist=["get_spec"]).get_spec("synthetic")
   ref = sweep_lib.run_sweep(folds, spec, TINY, _config(), tmp_path / "ref", progress=False)
   assert len(ref["candidates"]) == 3
@@ -79,8 +69,8 @@ def test_sweep_writes_results_and_resumes_identically(tiny_data, tmp_path, monke
     np.testing.assert_allclose([a["mae_sbp"], a["mae_dbp"]], [b["mae_sbp"], b["mae_dbp"]], rtol=1e-5)
 
 
-def test_resume_refuses_a_different_config(tiny_data, tmp_path):
-  root, folds = tiny_data
+def test_resume_refuses_a_different_config(tiny_synthetic, tmp_path):
+  root, folds = tiny_synthetic
   spec = __import__("jaxbp.data.specs", fromlist=["get_spec"]).get_spec("synthetic")
   (tmp_path / "x").mkdir()
   (tmp_path / "x" / "sweep_config.json").write_text(json.dumps({"sweep": {"lambdas": [1.0]}}))

@@ -11,7 +11,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxbp.models.layers import SlotFactory, SlotSpec, plain_slot, resolve_ops, zero_pad_maxpool
+from jaxbp.models.layers import (SlotFactory, SlotSpec, plain_slot, resolve_ops, torch_bias_init, torch_kernel_init,
+                                 zero_pad_maxpool)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,8 +80,8 @@ class SqueezeExcite(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     s = jnp.mean(x, axis=1)
-    s = nn.relu(nn.Dense(self.hidden, use_bias=False, name="fc1")(s))
-    s = nn.sigmoid(nn.Dense(x.shape[-1], use_bias=False, name="fc2")(s))
+    s = nn.relu(nn.Dense(self.hidden, use_bias=False, kernel_init=torch_kernel_init, name="fc1")(s))
+    s = nn.sigmoid(nn.Dense(x.shape[-1], use_bias=False, kernel_init=torch_kernel_init, name="fc2")(s))
     return x * s[:, None, :]
 
 
@@ -136,4 +137,5 @@ class ResNet1d(nn.Module):
       x = ResNetBlock(cfg, i, block_ops, self.slot, name=f"block{i}")(x, train=train)
     x = nn.relu(_batch_norm(train, "head_bn")(x))
     x = jnp.mean(x, axis=1)
-    return nn.Dense(cfg.n_outputs, name="head")(x)
+    return nn.Dense(cfg.n_outputs, kernel_init=torch_kernel_init, bias_init=torch_bias_init(x.shape[-1]),
+                    name="head")(x)
