@@ -10,6 +10,7 @@ from jaxbp import cost, models
 from jaxbp.nas import choice as choice_lib
 from jaxbp.nas import search
 from jaxbp.nas import supernet as sn
+from tests.conftest import TINY_RESNET
 
 
 def test_theta_modes():
@@ -50,14 +51,14 @@ def test_hard_supernet_equals_exported_network(model, dataset, window):
   cfg = models.seed_config(model, dataset)
   sup = sn.supernet(cfg, mode="hard")
   x = jax.random.normal(jax.random.key(1), (3, window, 1))
-  v = sup.init({"params": jax.random.key(0), "dropout": jax.random.key(0)}, x)
+  v = jax.jit(sup.init)({"params": jax.random.key(0), "dropout": jax.random.key(0)}, x)
   rng = np.random.default_rng(0)
   v = {**v, "arch": jax.tree.map(lambda a: jnp.asarray(rng.normal(size=a.shape), jnp.float32), v["arch"])}
   shapes = cost.trace(sup, window)
   exp_cfg, exp_vars, choice = sn.export(cfg, v, shapes)
   assert set(choice.values()) >= {"conv", "dw"}
   plain = models.build(exp_cfg)
-  np.testing.assert_allclose(sup.apply(v, x), plain.apply(exp_vars, x), rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(jax.jit(sup.apply)(v, x), jax.jit(plain.apply)(exp_vars, x), rtol=1e-4, atol=1e-5)
   assert models.count_params(exp_vars["params"]) == cost.exact_counts(cost.trace(plain, window))["params"]
 
 
@@ -82,7 +83,7 @@ def test_user_network_from_slots_becomes_a_supernet():
 
 
 def test_search_step_moves_architecture_towards_cheaper_ops():
-  cfg = models.RESNET1D["ppgbp"]
+  cfg = TINY_RESNET
   sup = sn.supernet(cfg)
   shapes = cost.trace(sup, 262)
   sc = search.SearchConfig()
