@@ -158,11 +158,15 @@ def run_sweep(folds: Sequence[Fold], spec: DatasetSpec, seed_config: ModelConfig
   out.mkdir(parents=True, exist_ok=True)
   (out / "candidates").mkdir(exist_ok=True)
   stored = out / "sweep_config.json"
-  cfg_dict = {"sweep": config.to_dict(), "dataset": dataclasses.asdict(spec),
-              "seed_model": config_to_dict(seed_config)}
-  if stored.exists() and json.loads(stored.read_text()) != cfg_dict:
-    raise ValueError(f"{out} holds a sweep with a different configuration ({stored}); "
-                     "use another --out or delete it")
+  # Which rotations to run is not part of a sweep's identity: finished rotations are reused by any rerun.
+  sweep_dict = {k: v for k, v in config.to_dict().items() if k != "rotations"}
+  cfg_dict = {"sweep": sweep_dict, "dataset": dataclasses.asdict(spec), "seed_model": config_to_dict(seed_config)}
+  if stored.exists():
+    old = json.loads(stored.read_text())
+    old.get("sweep", {}).pop("rotations", None)
+    if old != cfg_dict:
+      raise ValueError(f"{out} holds a sweep with a different configuration ({stored}); "
+                       "use another --out or delete it")
   _write_json(stored, cfg_dict)
   scalers = Scalers.fit(folds)
   rotations = list(range(n_rotations(spec))) if config.rotations is None else list(config.rotations)
