@@ -125,12 +125,16 @@ def _conv(features: int, kernel: int, *, in_features: int, stride: int = 1, padd
                  bias_init=torch_bias_init(in_features // groups * kernel), name=name)
 
 
-class Conv1d(nn.Module):
-  """Standard (optionally grouped) 1-D convolution. (B, L, Cin) -> (B, L', features)."""
+class _SlotOp(nn.Module):
+  """A fixed op in a conv slot: its static `spec` and the conv formulation `impl` (see `conv_impl`)."""
 
   is_conv_slot = True  # marks a conv slot for `jaxbp.cost.trace`.
   spec: SlotSpec
   impl: str = "auto"
+
+
+class Conv1d(_SlotOp):
+  """Standard (optionally grouped) 1-D convolution. (B, L, Cin) -> (B, L', features)."""
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -139,12 +143,8 @@ class Conv1d(nn.Module):
                  groups=s.groups, use_bias=s.use_bias, impl=self.impl, name="conv")(x)
 
 
-class DepthwiseSeparable1d(nn.Module):
+class DepthwiseSeparable1d(_SlotOp):
   """Depthwise conv (same kernel/stride as the seed conv, no bias) then pointwise conv (seed's bias)."""
-
-  is_conv_slot = True  # marks a conv slot for `jaxbp.cost.trace`.
-  spec: SlotSpec
-  impl: str = "auto"
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -155,11 +155,8 @@ class DepthwiseSeparable1d(nn.Module):
                  name="pointwise")(x)
 
 
-class Identity(nn.Module):
+class Identity(_SlotOp):
   """Identity; only valid where the slot's input and output shapes are equal."""
-
-  is_conv_slot = True  # marks a conv slot for `jaxbp.cost.trace`.
-  spec: SlotSpec
 
   def __call__(self, x: jax.Array) -> jax.Array:
     if not self.spec.allows_identity:
