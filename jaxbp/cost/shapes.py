@@ -117,5 +117,5 @@ def trace(model: nn.Module, window: int, **apply_kwargs) -> NetShapes:
         slot_params[s.path] = slot_params.get(s.path, 0) + n
   # Slot params of the *whole* slot (every branch) are removed; costs add back the chosen branches.
   fixed = total - sum(slot_params.values())
-  # Dedupe: a module called twice would be recorded twice; the seeds call each slot once.
+  # A slot module called twice (weight sharing) would be recorded twice; the seeds call each slot once.
   return NetShapes(tuple(slots), fixed, fixed_macs[0], window)

@@ -252,8 +252,7 @@ def _summarize(out, config, seed_config, spec, rotations, cand_results, cand_inf
   seed = None
   if seed_results:
     rep = pooled_report(seed_results)
-    seed = {"params": _exact_counts(seed_config, spec.window)["params"],
-            "macs": _exact_counts(seed_config, spec.window)["macs"],
+    seed = {**_exact_counts(seed_config, spec.window),
             "mae_sbp": rep["sbp"]["mae"], "mae_dbp": rep["dbp"]["mae"], "metrics": rep}
   pareto = {}
   for target in ("sbp", "dbp"):
