@@ -52,6 +52,8 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--rotations", type=int, nargs="*", default=None,
                  help="fold rotations (default: all; rotation 0 only on the synthetic default)")
   p.add_argument("--mode", default="soft", choices=MODES, help="choice layer mode")
+  p.add_argument("--ops", nargs="+", default=["conv", "dw", "id"], choices=["conv", "dw", "id"],
+                 help="alternatives at every conv slot (identity only where shapes allow)")
   p.add_argument("--temperature", type=float, default=1.0)
   p.add_argument("--final-temperature", type=float, default=None, help="anneal T to this (default: no annealing)")
   p.add_argument("--strategy", default="auto", choices=STRATEGIES, help="how candidates are batched")
@@ -77,7 +79,7 @@ def main(argv=None) -> dict:
   rotations = tuple(args.rotations) if args.rotations is not None else ((0,) if small else None)
   config = SweepConfig(
       lambdas=lambdas, cost=args.cost, search_epochs=args.epochs or (6 if small else 20), batch_size=batch,
-      search=SearchConfig(temperature=args.temperature, mode=args.mode,
+      search=SearchConfig(temperature=args.temperature, mode=args.mode, ops=tuple(args.ops),
                           final_temperature=args.final_temperature or args.temperature),
       finetune=FitConfig(max_epochs=args.finetune_epochs or (30 if small else 100), batch_size=batch,
                          progress=not args.no_progress),

@@ -45,6 +45,13 @@ def test_supernet_alternatives_and_identity_rule(model, dataset, window):
     assert layer.ops == (("conv", "dw", "id") if spec.allows_identity else ("conv", "dw"))
 
 
+def test_supernet_over_a_subset_of_ops():
+  cfg = models.seed_config("resnet1d", "ppgbp")
+  shapes = sn.supernet_shapes(cfg, 262, ops=("conv", "dw"))
+  assert all(layer.ops == ("conv", "dw") for layer in shapes.layers)
+  assert search.SearchConfig().ops == ("conv", "dw", "id")
+
+
 @pytest.mark.parametrize("model,dataset,window", [("resnet1d", "ppgbp", 262), ("unet1d", "uci", 625)])
 def test_hard_supernet_equals_exported_network(model, dataset, window):
   """With one-hot (hard) θ the supernet computes exactly the exported network with inherited weights."""

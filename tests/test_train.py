@@ -1,5 +1,6 @@
 """Training protocol: a tiny epoch, early stopping bookkeeping, cross-validation resume, the seed CLI."""
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from jaxbp.data.protocol import Scalers, make_rotation
 from jaxbp.data.specs import get_spec
 from jaxbp.train import FitConfig, fit, predict
 from jaxbp.train.crossval import run_crossval
+from jaxbp.train.recalibrate import recalibrate_batch_stats
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = TINY_RESNET
@@ -36,6 +38,23 @@ def test_fit_validates_and_restores_best(tiny_synthetic):
   # Same seed -> same result.
   res2 = fit(model, v, split["train"], split["val"], cfg, task="regression", seed=0)
   assert res2.best_val_mse == pytest.approx(res.best_val_mse, rel=1e-6)
+
+
+def test_fit_with_batch_norm_recalibration_returns_recalibrated_stats(tiny_synthetic):
+  _, folds = tiny_synthetic
+  spec = get_spec("synthetic")
+  split = make_rotation(folds, spec, 0, Scalers.fit(folds))
+  model = models.build(TINY)
+  v = models.init_variables(model, jax.random.key(0), spec.window)
+  cfg = FitConfig(max_epochs=2, val_every=2, patience=1, batch_size=16, progress=False, recalibrate_bn=True)
+  res = fit(model, v, split["train"], split["val"], cfg, task="regression", seed=0)
+  again = recalibrate_batch_stats(model, res.variables, split["train"], batch_size=16)
+  for a, b in zip(jax.tree.leaves(res.variables["batch_stats"]), jax.tree.leaves(again["batch_stats"])):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)  # already the population statistics
+  plain = fit(model, v, split["train"], split["val"], dataclasses.replace(cfg, recalibrate_bn=False),
+              task="regression", seed=0)
+  assert not np.allclose(jax.tree.leaves(plain.variables["batch_stats"])[0],
+                         jax.tree.leaves(res.variables["batch_stats"])[0])
 
 
 def test_sig2sig_fit_on_unet(tiny_synthetic):

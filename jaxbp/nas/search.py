@@ -30,6 +30,8 @@ class SearchConfig:
     temperature: softmax temperature T at the start; annealed geometrically to `final_temperature`.
     final_temperature: T at the last search epoch (= temperature: no annealing).
     mode: choice mode ("soft", "gumbel", "hard", "hard_gumbel").
+    ops: the alternatives offered at every slot (identity only where shapes allow), a subset of
+      ("conv", "dw", "id").
   """
 
   weight_lr: float = 1e-3
@@ -37,6 +39,7 @@ class SearchConfig:
   temperature: float = 1.0
   final_temperature: float = 1.0
   mode: str = "soft"
+  ops: tuple[str, ...] = ("conv", "dw", "id")
 
   def temperature_at(self, epoch: int, n_epochs: int) -> float:
     if n_epochs <= 1:

@@ -103,5 +103,6 @@ def export(config: ModelConfig, variables: Mapping[str, Any], shapes: NetShapes
   return exported_config(config, choice), inherit(variables, shapes, choice), choice
 
 
-def supernet_shapes(config: ModelConfig, window: int, mode: str = "soft") -> NetShapes:
-  return trace(supernet(config, mode), window)
+def supernet_shapes(config: ModelConfig, window: int, mode: str = "soft",
+                    ops: tuple[str, ...] = ("conv", "dw", "id")) -> NetShapes:
+  return trace(supernet(config, mode, ops), window)

@@ -170,7 +170,7 @@ def run_sweep(folds: Sequence[Fold], spec: DatasetSpec, seed_config: ModelConfig
   _write_json(stored, cfg_dict)
   scalers = Scalers.fit(folds)
   rotations = list(range(n_rotations(spec))) if config.rotations is None else list(config.rotations)
-  model = supernet(seed_config, config.search.mode)
+  model = supernet(seed_config, config.search.mode, config.search.ops)
   shapes = costs.trace(model, spec.window)
   timings: dict[str, float] = {}
   cand_results: dict[int, list[RotationResult]] = {i: [] for i in range(len(config.lambdas))}

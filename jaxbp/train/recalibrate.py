@@ -1,0 +1,87 @@
+"""BatchNorm re-estimation with dropout off (fixes the train/eval "variance shift" of dropout before BN).
+
+Training with dropout makes every BatchNorm that follows a dropout layer learn running statistics of
+dropout-scaled activations; at eval (dropout off) those statistics are wrong and the outputs are biased.
+`recalibrate_batch_stats` replaces the running statistics by the exact population statistics of the
+training windows, computed with dropout disabled and the parameters unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxbp.data.batching import batches
+
+# flax BatchNorm: ra <- momentum * ra + (1 - momentum) * batch statistic.
+_BN_STATS = ("mean", "var")
+
+
+def without_dropout(model: nn.Module) -> nn.Module:
+  """The same network (same variables) with dropout rate 0, for models whose config has `dropout`."""
+  config = getattr(model, "config", None)
+  if config is None or not hasattr(config, "dropout"):
+    return model
+  return model.clone(config=dataclasses.replace(config, dropout=0.0))
+
+
+def _momenta(model: nn.Module, variables: dict[str, Any], x: jax.Array) -> dict[tuple[str, ...], float]:
+  """Momentum of every BatchNorm module, by its path in the "batch_stats" collection."""
+  found: dict[tuple[str, ...], float] = {}
+
+  def interceptor(next_fun, args, kwargs, context):
+    if isinstance(context.module, nn.BatchNorm) and context.method_name == "__call__":
+      found[tuple(context.module.path)] = float(context.module.momentum)
+    return next_fun(*args, **kwargs)
+
+  with nn.intercept_methods(interceptor):
+    jax.eval_shape(lambda v: model.apply(v, x, train=True, mutable=["batch_stats"]), variables)
+  return found
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _batch_stats(model: nn.Module, variables: dict[str, Any], x: jax.Array) -> Any:
+  """Running statistics after one train-mode step on `x` (parameters untouched)."""
+  _, new = model.apply(variables, x, train=True, mutable=["batch_stats"])
+  return new["batch_stats"]
+
+
+def recalibrate_batch_stats(model: nn.Module, variables: dict[str, Any], split: dict[str, np.ndarray], *,
+                            batch_size: int = 256) -> dict[str, Any]:
+  """Exact BatchNorm statistics over `split["x"]` with dropout off; parameters unchanged.
+
+  Each BatchNorm normalizes with its batch statistics in train mode, so the recovered per-batch means and
+  variances do not depend on the old running averages; they are averaged over batches weighted by size
+  (the variance as E[var_batch], flax's biased convention). Returns new variables (same structure).
+  """
+  if "batch_stats" not in variables:
+    return variables
+  if len(split["x"]) == 0:
+    raise ValueError("recalibrate_batch_stats: the split has no windows")
+  model = without_dropout(model)
+  x0 = jnp.asarray(split["x"][:1])
+  momenta = _momenta(model, variables, x0)
+  if not momenta:
+    return variables
+  old = variables["batch_stats"]
+  total = jax.tree.map(jnp.zeros_like, old)
+  count = 0
+  for batch in batches(split, batch_size):
+    n = len(batch["x"])
+    new = _batch_stats(model, variables, jnp.asarray(batch["x"]))
+
+    def recover(path, o, nw):
+      names = tuple(k.key for k in path)
+      m = momenta[names[:-1]]
+      return (nw - m * o) / (1.0 - m)
+
+    stat = jax.tree_util.tree_map_with_path(recover, old, new)
+    total = jax.tree.map(lambda t, s: t + n * s, total, stat)
+    count += n
+  return {**variables, "batch_stats": jax.tree.map(lambda t: t / count, total)}
