@@ -1,0 +1,115 @@
+"""The simulator against the public measured figures of shared/docs/pulp-hardware.md.
+
+Each `Figure` holds a published number, the simulator's number for the same experiment, and the
+relative error (model / measured - 1). Where the doc does not give the exact layer of a measurement,
+the assumed layer is stated in `note`. Used by docs/calibration.md (`tools/deploy.py calibrate`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from jaxbp.deploy.kernels import kernel_cycles
+from jaxbp.deploy.layers import Layer, Network, conv_out
+from jaxbp.deploy.platforms import GAP8, XPULPNN_V2, Platform
+from jaxbp.deploy.simulator import simulate
+
+
+@dataclasses.dataclass(frozen=True)
+class Figure:
+  """One published figure and the simulator's value for it.
+
+  Attributes:
+    name: what was measured.
+    measured: the published value (a (low, high) range is compared with its midpoint).
+    model: the simulator's value; unit: their unit.
+    fitted: whether a platform parameter was fitted to this figure (its error is then a fit residual).
+    note: the experiment as simulated (assumptions included).
+  """
+
+  name: str
+  measured: float | tuple[float, float]
+  model: float
+  unit: str
+  fitted: bool = False
+  note: str = ""
+
+  @property
+  def reference(self) -> float:
+    m = self.measured
+    return (m[0] + m[1]) / 2 if isinstance(m, tuple) else m
+
+  @property
+  def error(self) -> float:
+    """Relative error model / measured - 1 (against the midpoint of a range)."""
+    return self.model / self.reference - 1
+
+  @property
+  def in_range(self) -> bool | None:
+    return self.measured[0] <= self.model <= self.measured[1] if isinstance(self.measured, tuple) else None
+
+
+def conv_layer(h: int, w: int, cin: int, cout: int, k: int, pad: int, bits: tuple[int, int, int] = (8, 8, 8),
+               name: str = "conv") -> Layer:
+  """A k x k conv with symmetric padding `pad` and stride 1 on an (h, w, cin) input."""
+  b_in, b_w, b_out = bits
+  return Layer(name, "conv", ("input",), (h, w, cin), (conv_out(h, k, 1, pad, pad), conv_out(w, k, 1, pad, pad), cout),
+               kernel=(k, k), padding=(pad,) * 4, bits_in=b_in, bits_w=b_w, bits_out=b_out)
+
+
+def kernel_only(layer: Layer, p: Platform) -> float:
+  """Cycles of the whole layer as one kernel call with all data in L1 (a kernel micro-benchmark)."""
+  return kernel_cycles(p, layer, layer.out_shape, layer.in_shape).total
+
+
+# Doc: GAP SDK 5x5 8-bit conv, 112x112 image, 100 filters (cycles).
+SDK_5X5 = {"8 cores, SIMD": 2_281_309, "8 cores, no SIMD": 12_810_568, "1 core, SIMD": 17_741_015}
+# Doc: single-core MAC/cycle of a mixed-precision core: {(activation bits, weight bits): MAC/cycle}.
+MIXED_CORE = {(8, 8): 2.1, (8, 4): 2.3, (8, 2): 2.5, (4, 8): 2.1, (4, 4): 3.5, (4, 2): 3.9, (2, 8): 2.2, (2, 4): 4.0,
+              (2, 2): 6.5}
+PEAK_8CORE = (15.5, 16.0)  # doc: best 8-bit conv kernels on 8 cores, MAC/cycle.
+
+
+def figures(gap8: Platform = GAP8, v2: Platform = XPULPNN_V2) -> list[Figure]:
+  """Every public measured figure of the doc with the simulator's value."""
+  out = []
+  variants = {"8 cores, SIMD": gap8, "8 cores, no SIMD": dataclasses.replace(gap8, simd_lanes=()),
+              "1 core, SIMD": dataclasses.replace(gap8, n_cores=1)}
+  for pad, label in ((2, "112x112 output ('same')"), (0, "108x108 output ('valid')")):
+    layer = conv_layer(112, 112, 1, 100, 5, pad)
+    for what, p in variants.items():
+      out.append(Figure(f"SDK 5x5 conv, {what}", SDK_5X5[what], kernel_only(layer, p), "cycles",
+                        note=f"1 input channel, {label}, data in L1 (kernel only)"))
+  peak_layer = conv_layer(18, 18, 32, 64, 3, 0)
+  out.append(Figure("8-bit conv kernel peak, 8 cores", PEAK_8CORE, peak_layer.macs / kernel_only(peak_layer, gap8),
+                    "MAC/cycle", note="3x3, 32->64 channels, 16x16 output (assumed benchmark layer), kernel only"))
+  net = Network("peak", peak_layer.in_shape, (peak_layer,))
+  rep = simulate(net, gap8)
+  out.append(Figure("8-bit conv layer incl. DMA, 8 cores", PEAK_8CORE, rep.macs / rep.layers[0].cycles, "MAC/cycle",
+                    note="same layer tiled from L2 (DMA, calls, layer overhead)"))
+  core = dataclasses.replace(v2, n_cores=1)
+  for (a, w), value in MIXED_CORE.items():
+    layer = conv_layer(18, 18, 64, 64, 3, 0, (a, w, a))
+    out.append(Figure(f"1-core mixed precision a{a}/w{w}", value, layer.macs / kernel_only(layer, core), "MAC/cycle",
+                      fitted=(a, w) != (8, 8),
+                      note="xpulpnn-v2 core, 3x3, 64->64, 16x16 output (assumed layer), output at activation bits"))
+  dw = Layer("dw", "depthwise", ("input",), (34, 34, 64), (32, 32, 64), kernel=(3, 3), groups=64)
+  out.append(Figure("depthwise, 8 cores (doc analytic model)", 1.0, dw.macs / kernel_only(dw, gap8), "MAC/cycle",
+                    note="3x3, 64 channels, 32x32 output; the doc's ~1 MAC/cycle is a model, not a measurement"))
+  out.append(Figure("usable L1 on GAP8 (DORY)", 36_700, gap8.l1_usable_bytes, "bytes",
+                    note="64 kB minus stacks (3,500 + 7 x 3,400 B) and runtime"))
+  return out
+
+
+def _num(v: float) -> str:
+  return f"{v:,.0f}" if v >= 1000 else f"{v:.3g}"
+
+
+def markdown(figs: list[Figure]) -> str:
+  """A markdown table of `figs`."""
+  lines = ["| figure | measured | simulator | error | note |", "|---|---|---|---|---|"]
+  for f in figs:
+    m = f"{f.measured[0]:g}-{f.measured[1]:g}" if isinstance(f.measured, tuple) else _num(f.measured)
+    fit = " (fitted)" if f.fitted else ""
+    lines.append(f"| {f.name} | {m} {f.unit} | {_num(f.model)} | {100 * f.error:+.1f}%{fit} | {f.note} |")
+  return "\n".join(lines)

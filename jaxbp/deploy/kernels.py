@@ -1,0 +1,196 @@
+"""Compute cycles of one kernel call on one L1 tile, per op kind, bit widths and ISA.
+
+Follows the PULP-NN kernel structure (shared/docs/pulp-hardware.md): standard convs give each core
+output rows (1-D layers: output time steps) and build an im2col buffer for 2 output pixels, then run a
+4x2 matmul (4 output channels x 2 pixels, 8 sdotp per iteration), leftovers of the reduction on a
+scalar path and Cout % 4 on a 1x2 path; depthwise splits channels over cores; linear splits output
+neurons; pointwise convs split pixels (H and W) over cores and need no im2col. Sub-byte operands without a matching SIMD width are unpacked in software: activations once,
+while building im2col; weights inside the inner loop. Returned cycles are wall cycles of the cluster
+(the slowest core), since the cores run in parallel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from jaxbp.deploy.layers import Layer
+from jaxbp.deploy.platforms import Platform
+
+Shape = tuple[int, int, int]
+
+
+@dataclasses.dataclass(frozen=True)
+class KernelCycles:
+  """Cycles of one kernel call: `total`, of which `im2col` (copying into the im2col buffer) and `unpack`
+  (software unpacking of sub-byte operands, in im2col or in the inner loop); the two parts are disjoint."""
+
+  total: float
+  im2col: float = 0.0
+  unpack: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class OperandFormat:
+  """How a (b_in, b_w) pair runs on an ISA.
+
+  Attributes:
+    width: operand width of the dot products (bits); 0 = no SIMD (scalar MACs).
+    lanes: elements per dot product.
+    act_bits: activation bits in the im2col buffer (b_in if used natively, else `width`).
+    unpack_act, unpack_w: whether activations / weights are unpacked in software to `width`.
+  """
+
+  width: int
+  lanes: int
+  act_bits: int
+  unpack_act: bool
+  unpack_w: bool
+
+
+def operand_format(p: Platform, b_in: int, b_w: int) -> OperandFormat:
+  """XpulpNN v2: mixed widths in hardware; else both operands at the narrowest SIMD width >= both."""
+  wide = max(b_in, b_w)
+  if p.mixed_simd and p.lanes(wide):
+    return OperandFormat(wide, p.lanes(wide), b_in, False, False)
+  widths = sorted(b for b, _ in p.simd_lanes if b >= wide)
+  if not widths:  # no SIMD at all for these operands: scalar MACs on bytes.
+    return OperandFormat(0, 1, 8, b_in < 8, b_w < 8)
+  width = widths[0]
+  return OperandFormat(width, p.lanes(width), width, b_in < width, b_w < width)
+
+
+def _unpack_per_elem(p: Platform, width: int) -> float:
+  """Software unpack cycles per element produced at `width` bits (a 32-bit word holds 32/width)."""
+  return p.kernel.unpack_cycles_per_word * (width or 8) / 32
+
+
+def _pairs_per_core(p: Platform, h: int, w: int) -> int:
+  """Output pixel pairs per core: rows split over cores (1-D layers: time steps, in pairs)."""
+  if h > 1:
+    return math.ceil(h / p.n_cores) * math.ceil(w / 2)
+  return math.ceil(math.ceil(w / 2) / p.n_cores)
+
+
+def _iter_extra(p: Platform, fmt: OperandFormat, b_w: int) -> float:
+  """Fitted extra cycles per inner iteration of sub-byte / mixed-width dot products."""
+  extra = p.kernel.subbyte_iter_cycles if 0 < fmt.width < 8 else 0.0
+  if p.mixed_simd and fmt.act_bits != b_w:
+    extra += p.kernel.mixed_iter_cycles
+  return extra
+
+
+def matmul_cycles(p: Platform, cout: int, red: int, fmt: OperandFormat, b_w: int, b_out: int) -> float:
+  """One pixel pair x `cout` channels x reduction `red` on one core (4x2 blocks + 1x2 leftover)."""
+  k = p.kernel
+  if fmt.width == 0:
+    return cout * 2 * red * k.scalar_cycles_per_mac + math.ceil(cout / 4) * (k.block_setup_cycles + k.block_store_cycles)
+  e = fmt.lanes
+  act_loads = 2 * e * fmt.act_bits / 32
+  w_loads = 4 * e * b_w / 32
+  w_unpack = 4 * k.unpack_cycles_per_word if fmt.unpack_w else 0.0
+  extra = _iter_extra(p, fmt, b_w)
+  it = 8 * k.sdotp_cycles + (act_loads + w_loads) * k.load_cycles + w_unpack + extra
+  it_row = 2 * k.sdotp_cycles + (act_loads + w_loads / 4) * k.load_cycles + w_unpack / 4 + extra / 4
+  n_it, tail = divmod(red, e)
+  pack = 8 * k.pack_cycles_per_output if b_out < 8 else 0.0
+  block = k.block_setup_cycles + n_it * it + tail * k.leftover_cycles_per_elem + k.block_store_cycles + pack
+  row = k.row_setup_cycles + n_it * it_row + tail * k.row_leftover_cycles_per_elem + k.row_store_cycles + pack / 4
+  return (cout // 4) * block + (cout % 4) * row
+
+
+def conv_cycles(p: Platform, layer: Layer, out: Shape) -> KernelCycles:
+  """Standard / grouped / pointwise conv on an output tile `out` = (h, w, c)."""
+  h, w, c = out
+  kh, kw = layer.kernel
+  cin_g = layer.in_shape[2] // layer.groups
+  cg_out = layer.out_shape[2] // layer.groups
+  groups, c_g = math.ceil(c / cg_out), min(c, cg_out)  # groups touched by the tile, channels per group.
+  red = kh * kw * cin_g
+  fmt = operand_format(p, layer.bits_in, layer.bits_w)
+  pointwise = layer.op == "pointwise"
+  # Pointwise kernels read HWC pixels in place (no im2col) unless activations need unpacking.
+  im2col = 0.0 if pointwise and not fmt.unpack_act else 2 * red * fmt.act_bits / 8 * p.kernel.im2col_cycles_per_byte
+  unpack = 2 * red * _unpack_per_elem(p, fmt.width) if fmt.unpack_act else 0.0
+  mm = matmul_cycles(p, c_g, red, fmt, layer.bits_w, layer.bits_out)
+  if pointwise:  # doc: pointwise convs split over H and W.
+    pairs = math.ceil(math.ceil(h * w / 2) / p.n_cores) * groups
+  else:
+    pairs = _pairs_per_core(p, h, w) * groups
+  f = p.kernel.pointwise_factor if pointwise else 1.0
+  w_unpack = 0.0
+  if fmt.unpack_w and fmt.width:
+    w_unpack = (c_g // 4) * (red // fmt.lanes) * 4 * p.kernel.unpack_cycles_per_word
+    w_unpack += (c_g % 4) * (red // fmt.lanes) * p.kernel.unpack_cycles_per_word
+  return KernelCycles(f * pairs * (im2col + unpack + mm), f * pairs * im2col, f * pairs * (unpack + w_unpack))
+
+
+def depthwise_cycles(p: Platform, layer: Layer, out: Shape, inp: Shape) -> KernelCycles:
+  """Depthwise conv: channels split over cores, ~1 MAC/cycle for the cluster (doc)."""
+  h, w, c = out
+  kh, kw = layer.kernel
+  per_core = math.ceil(c / p.n_cores)
+  compute = per_core * h * w * kh * kw * p.kernel.dw_core_cycles_per_mac
+  fmt = operand_format(p, layer.bits_in, layer.bits_w)
+  unpack = 0.0
+  if fmt.unpack_act:
+    unpack += per_core * inp[0] * inp[1] * _unpack_per_elem(p, fmt.width)
+  if fmt.unpack_w:
+    unpack += per_core * kh * kw * _unpack_per_elem(p, fmt.width)
+  return KernelCycles(compute + unpack, 0.0, unpack)
+
+
+def linear_cycles(p: Platform, layer: Layer, out: Shape) -> KernelCycles:
+  """Fully connected: output neurons split over cores; the input vector is read by every core."""
+  c, cin, k = out[2], layer.in_shape[2], p.kernel
+  fmt = operand_format(p, layer.bits_in, layer.bits_w)
+  per_core = math.ceil(c / p.n_cores)
+  if fmt.width == 0:
+    return KernelCycles(per_core * (cin * k.scalar_cycles_per_mac + k.row_store_cycles))
+  e = fmt.lanes
+  w_unpack = k.unpack_cycles_per_word if fmt.unpack_w else 0.0
+  word = (k.sdotp_cycles + (e * fmt.act_bits / 32 + e * layer.bits_w / 32) * k.load_cycles + k.linear_loop_cycles
+          + _iter_extra(p, fmt, layer.bits_w) / 8)
+  words = math.ceil(cin / e)
+  act_unpack = cin * _unpack_per_elem(p, fmt.width) if fmt.unpack_act else 0.0
+  total = per_core * (words * (word + w_unpack) + k.row_store_cycles) + act_unpack
+  return KernelCycles(total, 0.0, act_unpack + per_core * words * w_unpack)
+
+
+def _input_unpack(p: Platform, elems_per_core: float, bits: int) -> float:
+  """Element-wise kernels work on bytes: sub-byte inputs are unpacked in software."""
+  return elems_per_core * _unpack_per_elem(p, 8) if bits < 8 else 0.0
+
+
+def weightless_cycles(p: Platform, layer: Layer, out: Shape, inp: Shape) -> KernelCycles:
+  """Add, pool and element-wise kernels: output elements split over the cores."""
+  k = p.kernel
+  h, w, c = out
+  elems = math.ceil(h * w * c / p.n_cores)
+  in_elems = math.ceil(inp[0] * inp[1] * inp[2] / p.n_cores)
+  if layer.op == "add":
+    core = elems * k.add_cycles_per_elem
+    unpack = _input_unpack(p, elems, layer.bits_in) + _input_unpack(p, elems, layer.bits_in2)
+  elif layer.op == "pool":
+    core = elems * layer.kernel[0] * layer.kernel[1] * k.pool_cycles_per_elem
+    unpack = _input_unpack(p, in_elems, layer.bits_in)
+  else:
+    core = elems * k.elementwise_cycles(layer.mode)
+    if layer.mode == "norm":  # statistics passes read the input too.
+      core = max(core, in_elems * k.norm_cycles)
+    unpack = _input_unpack(p, in_elems, layer.bits_in)
+    if layer.mode == "concat":
+      unpack += _input_unpack(p, in_elems, layer.bits_in2)
+  pack = elems * k.pack_cycles_per_output if layer.bits_out < 8 else 0.0
+  return KernelCycles(core + unpack + pack, 0.0, unpack)
+
+
+def kernel_cycles(p: Platform, layer: Layer, out: Shape, inp: Shape) -> KernelCycles:
+  """Cycles of `layer`'s kernel on an output tile `out` whose input tile is `inp` (both (h, w, c))."""
+  if layer.op in ("conv", "pointwise"):
+    return conv_cycles(p, layer, out)
+  if layer.op == "depthwise":
+    return depthwise_cycles(p, layer, out, inp)
+  if layer.op == "linear":
+    return linear_cycles(p, layer, out)
+  return weightless_cycles(p, layer, out, inp)

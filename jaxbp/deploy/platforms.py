@@ -1,0 +1,242 @@
+"""Target platforms as data: memories, DMA, clock, per-kernel cycle parameters and power.
+
+Every number is a named field with its source; figures come from `shared/docs/pulp-hardware.md`
+("doc") unless marked *estimate* (an instruction count or an engineering guess, to be replaced by a
+measurement when one exists). Override any field with `dataclasses.replace`, `Platform.replace(**kw)`
+(dotted keys reach the nested kernel/power parameters) or `platform_from_dict`.
+
+Cycles are cluster cycles; sizes are bytes; power is mW at `Power.ref_mhz`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+ISAS = ("xpulpv2", "xpulpnn-v1", "xpulpnn-v2")
+
+
+@dataclasses.dataclass(frozen=True)
+class KernelParams:
+  """Cycle parameters of the PULP-NN-style kernels (per core unless stated).
+
+  The 4x2 matmul kernel: per inner iteration it loads 4 weight words and 2 activation words and runs
+  8 sdotp (doc: "4 weight words + 2 activation words and 8 sdotp = 32 MACs in ~14 instructions").
+  """
+
+  load_cycles: float = 1.0  # one 32-bit load (L1 is single-cycle for the cluster, doc).
+  sdotp_cycles: float = 1.0  # one SIMD dot product (doc: 8 sdotp per 4x2 iteration).
+  block_setup_cycles: float = 5.0  # per 4x2 output block (doc analytic model: "5 + ...").
+  block_store_cycles: float = 10.0  # requant + store of a 4x2 block (doc analytic model: "... + 10").
+  row_setup_cycles: float = 2.0  # per 1x2 leftover channel (Cout % 4 path) -- estimate.
+  row_store_cycles: float = 3.0  # requant + store of 2 outputs on the 1x2 path -- estimate.
+  row_leftover_cycles_per_elem: float = 5.0  # 1x2 path scalar tail: 3 loads + 2 MACs (doc structure).
+  leftover_cycles_per_elem: float = 14.0  # scalar tail of K*K*Cin % lanes: 6 loads + 8 MACs (doc structure).
+  # Extra cycles per inner iteration of sub-byte SIMD dot products (width < 8) and of mixed-width dot
+  # products (XpulpNN v2, b_in != b_w): *fitted* to the doc's single-core mixed-precision MAC/cycle table
+  # on a 3x3, 64->64 channel, 16x16 output layer (docs/calibration.md gives the residual errors).
+  subbyte_iter_cycles: float = 3.0
+  mixed_iter_cycles: float = 1.0
+  im2col_cycles_per_byte: float = 1.0  # doc analytic model: im2col = 2*K*K*Cin cycles per pixel pair (8 bit).
+  # Software unpack of packed sub-byte operands, per produced 32-bit word: mask + shift (+ sign fix) with
+  # weights reordered offline -- estimate (instruction count, XpulpV2 bit-manipulation).
+  unpack_cycles_per_word: float = 2.0
+  pack_cycles_per_output: float = 1.0  # insert a sub-byte output into its packed byte (p.insert) -- estimate.
+  scalar_cycles_per_mac: float = 3.0  # no SIMD: 2 byte loads + 1 MAC per MAC -- estimate (instruction count).
+  pointwise_factor: float = 1.3  # doc: the analytic model "underestimates pointwise layers by ~30%".
+  dw_core_cycles_per_mac: float = 8.0  # doc: depthwise ~1 MAC/cycle for the whole 8-core cluster.
+  linear_loop_cycles: float = 1.0  # per word of a linear layer besides 1 sdotp + 2 loads; doc: ceil(Cin/2)*ceil(Cout/4).
+  add_cycles_per_elem: float = 2.0  # residual add with requant of both inputs, per output -- estimate.
+  pool_cycles_per_elem: float = 1.0  # per output and window element (load + max/add) -- estimate.
+  # Per output element of the other element-wise kernels -- estimates (instruction counts):
+  requant_cycles: float = 4.0  # per-channel affine + ReLU: mul, add, shift, clip.
+  lut_cycles: float = 3.0  # load, table load, store.
+  mul_cycles: float = 5.0  # channel-broadcast multiply with requant (SE gating).
+  norm_cycles: float = 7.0  # instance norm (mean pass, variance pass, apply) + affine + PReLU.
+  resize_cycles: float = 7.0  # x2 linear interpolation: 2 loads, 2 mul, add, shift, store.
+  concat_cycles: float = 1.0  # centre-crop + concat copy, per element.
+  kernel_call_cycles: float = 200.0  # fork/join of the cores per tile -- estimate.
+  layer_call_cycles: float = 1000.0  # per layer: FC->cluster call, loop setup -- estimate.
+
+  def elementwise_cycles(self, mode: str) -> float:
+    try:
+      return float(getattr(self, f"{mode}_cycles"))
+    except AttributeError:
+      raise ValueError(f"no element-wise kernel cost for mode {mode!r}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class Power:
+  """Cluster-domain power per phase and I/O-domain power, in mW at `ref_mhz` (doc: GAP8, 100 MHz, 1.0 V).
+
+  Power scales linearly with the clock (dynamic power at fixed voltage), so energy per cycle is constant.
+  """
+
+  compute_mw: float = 48.0  # doc: ~48 mW in compute-bound layers.
+  dma_mw: float = 36.0  # doc: 32-40 mW in depthwise/DMA-bound layers (midpoint).
+  l3_mw: float = 19.0  # doc: ~18-20 mW in L3-bound layers (midpoint).
+  io_mw: float = 8.5  # doc: I/O domain 7-10 mW (midpoint), counted for the whole inference.
+  ref_mhz: float = 100.0  # doc: the figures are at 100 MHz.
+
+
+@dataclasses.dataclass(frozen=True)
+class Platform:
+  """One 8-core PULP cluster target.
+
+  Attributes (units in the names): see the per-field comments for each source.
+  """
+
+  name: str
+  isa: str  # "xpulpv2" | "xpulpnn-v1" | "xpulpnn-v2".
+  n_cores: int = 8  # doc: cluster of 8 cores.
+  freq_mhz: float = 100.0  # doc: "the deployment literature often reports at 100 MHz" (GAP8 max 175 @ 1.2 V).
+  l1_bytes: int = 65_536  # doc: L1 64 kB shared.
+  l1_stack_core0_bytes: int = 3_500  # doc: DORY GAP8 target, core 0 stack.
+  l1_stack_core_bytes: int = 3_400  # doc: DORY GAP8 target, each other core.
+  l1_runtime_bytes: int = 1_536  # rest of DORY's reservation: doc says 36,700 B are left for tiles.
+  l2_bytes: int = 524_288  # doc: L2 512 kB.
+  l2_reserved_bytes: int = 131_072  # doc: DORY configs reserve 120-132 kB for code + runtime (128 kB).
+  l3_bytes: int = 8 * 2**20  # doc: 8 MB HyperRAM on the common board.
+  l3_enabled: bool = True
+  double_buffer: bool = True  # doc: DORY double-buffers L2<->L1 tiles.
+  dma_bytes_per_cycle: float = 8.0  # doc: published GAP9 cost model, 8 B/cycle.
+  dma_setup_cycles: float = 920.0  # doc: ~920 cycles fixed cost per transfer (API + setup).
+  dma_row_cycles: float = 1.0  # doc: 1 cycle per 2D row.
+  dma_max_queued: int = 16  # doc: up to 16 queued transfers (informational: tiles issue at most 5).
+  transpose_bytes_per_cycle: float = 1.0  # doc: HWC->CHW for depthwise at ~1 B/cycle ...
+  transpose_channel_cycles: float = 12.0  # doc: ... + 12 cycles per channel.
+  l3_mbytes_per_s: float = 40.0  # estimate: doc says "well under 1 B per cluster cycle at 100 MHz" -> 0.4 B/cycle.
+  l3_setup_cycles: float = 1_500.0  # estimate: micro-DMA set-up by the fabric controller per L3 transfer.
+  l3_chunk_bytes: int = 32_768  # estimate: L2 staging chunk of an L3 stream (double-buffered).
+  requant_bytes_per_channel: int = 8  # k and lambda, int32 each (doc: per-channel k/lambda in L1).
+  simd_lanes: tuple[tuple[int, int], ...] = ((8, 4),)  # (bits, lanes) of the SIMD dot products (doc).
+  mixed_simd: bool = False  # dot products on mixed widths with hardware unpack (XpulpNN v2, doc).
+  kernel: KernelParams = KernelParams()
+  power: Power = Power()
+
+  def __post_init__(self):
+    if self.isa not in ISAS:
+      raise ValueError(f"platform {self.name!r}: isa must be one of {ISAS}, got {self.isa!r}")
+    if self.n_cores < 1 or self.freq_mhz <= 0:
+      raise ValueError(f"platform {self.name!r}: need n_cores >= 1 and freq_mhz > 0")
+    if self.l1_usable_bytes <= 0:
+      raise ValueError(f"platform {self.name!r}: L1 reservations exceed l1_bytes={self.l1_bytes}")
+    if self.l2_budget_bytes <= 0:
+      raise ValueError(f"platform {self.name!r}: l2_reserved_bytes exceeds l2_bytes={self.l2_bytes}")
+
+  @property
+  def l1_usable_bytes(self) -> int:
+    """L1 left for tiles after the cores' stacks and the runtime (36,700 B on GAP8)."""
+    stacks = self.l1_stack_core0_bytes + (self.n_cores - 1) * self.l1_stack_core_bytes
+    return self.l1_bytes - stacks - self.l1_runtime_bytes
+
+  @property
+  def l2_budget_bytes(self) -> int:
+    """L2 left for weights and activations after code and runtime."""
+    return self.l2_bytes - self.l2_reserved_bytes
+
+  @property
+  def l3_bytes_per_cycle(self) -> float:
+    """L3<->L2 bandwidth in bytes per cluster cycle at `freq_mhz` (the HyperBus clock does not scale)."""
+    return self.l3_mbytes_per_s / self.freq_mhz
+
+  def lanes(self, bits: int) -> int:
+    """SIMD lanes of a dot product on `bits`-bit operands (0: no SIMD at that width)."""
+    return dict(self.simd_lanes).get(bits, 0)
+
+  def replace(self, **overrides: Any) -> Platform:
+    """A copy with fields replaced; "kernel.x" / "power.x" keys reach the nested parameters."""
+    return platform_from_dict(overrides, base=self)
+
+
+def _simd(*pairs: tuple[int, int]) -> tuple[tuple[int, int], ...]:
+  return tuple(pairs)
+
+
+# GAP8 (GreenWaves): XpulpV2 cluster, 4x8-bit SIMD only (doc).
+GAP8 = Platform("gap8", "xpulpv2")
+# Generic 8-core PULP clusters with the ISAs of the Free Bits study. Memory, DMA and power figures are
+# GAP8's (the doc gives no others for these clusters) -- an assumption; override per SoC.
+XPULPV2 = dataclasses.replace(GAP8, name="xpulpv2")
+# XpulpNN v1: 4-bit (8 lanes) and 2-bit (16 lanes) SIMD, equal operand widths only (doc).
+XPULPNN_V1 = dataclasses.replace(GAP8, name="xpulpnn-v1", isa="xpulpnn-v1", simd_lanes=_simd((8, 4), (4, 8), (2, 16)))
+# XpulpNN v2: mixed-width dot products unpacked in hardware at no cost (doc).
+XPULPNN_V2 = dataclasses.replace(XPULPNN_V1, name="xpulpnn-v2", isa="xpulpnn-v2", mixed_simd=True)
+
+PLATFORMS: dict[str, Platform] = {p.name: p for p in (GAP8, XPULPV2, XPULPNN_V1, XPULPNN_V2)}
+
+
+def get_platform(name: str, **overrides: Any) -> Platform:
+  """The named platform (`PLATFORMS`), with optional overrides (see `Platform.replace`)."""
+  if name not in PLATFORMS:
+    raise ValueError(f"unknown platform {name!r}; expected one of {sorted(PLATFORMS)}")
+  return PLATFORMS[name].replace(**overrides) if overrides else PLATFORMS[name]
+
+
+def _coerce(field: dataclasses.Field, value: Any, where: str) -> Any:
+  current = field.default
+  if field.name == "simd_lanes":
+    return tuple((int(b), int(l)) for b, l in value)
+  if isinstance(current, bool):
+    if isinstance(value, str):
+      if value.lower() not in ("true", "false", "1", "0"):
+        raise ValueError(f"{where}: expected a boolean, got {value!r}")
+      return value.lower() in ("true", "1")
+    return bool(value)
+  if isinstance(current, (int, float)) and not isinstance(current, bool):
+    try:
+      return type(current)(float(value)) if isinstance(current, int) else float(value)
+    except (TypeError, ValueError):
+      raise ValueError(f"{where}: expected a number, got {value!r}") from None
+  return value
+
+
+def _replace(obj, updates: Mapping[str, Any], where: str):
+  fields = {f.name: f for f in dataclasses.fields(obj)}
+  changes = {}
+  for key, value in updates.items():
+    if key not in fields:
+      raise ValueError(f"{where}: unknown field {key!r}; expected one of {sorted(fields)}")
+    changes[key] = _coerce(fields[key], value, f"{where}.{key}")
+  return dataclasses.replace(obj, **changes)
+
+
+def platform_from_dict(d: Mapping[str, Any], base: Platform | None = None) -> Platform:
+  """Platform from a dict: {"base": "gap8", "l2_reserved_bytes": 122880, "kernel": {...}, "power.io_mw": 7}.
+
+  Without `base` (argument or "base" key) the dict must name a known platform in "name".
+  """
+  d = dict(d)
+  base_name = d.pop("base", None)
+  if base is None:
+    base = get_platform(base_name or d.get("name", ""))
+  nested: dict[str, dict[str, Any]] = {"kernel": {}, "power": {}}
+  flat = {}
+  for key, value in d.items():
+    head, _, tail = key.partition(".")
+    if head in nested and tail:
+      nested[head][tail] = value
+    elif head in nested and isinstance(value, Mapping):
+      nested[head].update(value)
+    else:
+      flat[key] = value
+  plat = _replace(base, flat, f"platform {base.name}")
+  return dataclasses.replace(plat, kernel=_replace(plat.kernel, nested["kernel"], f"platform {plat.name}.kernel"),
+                             power=_replace(plat.power, nested["power"], f"platform {plat.name}.power"))
+
+
+def load_platform(path: str | Path) -> Platform:
+  """Platform from a JSON file in `platform_from_dict` form."""
+  try:
+    return platform_from_dict(json.loads(Path(path).read_text()))
+  except (OSError, json.JSONDecodeError) as e:
+    raise ValueError(f"cannot read platform file {path}: {e}") from None
+
+
+def platform_to_dict(p: Platform) -> dict[str, Any]:
+  d = dataclasses.asdict(p)
+  d["simd_lanes"] = [list(x) for x in p.simd_lanes]
+  return d

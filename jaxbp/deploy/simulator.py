@@ -1,0 +1,138 @@
+"""The simulator: per-layer cycles (compute, im2col/unpack, DMA, L3, overheads), energy and totals.
+
+  report = simulate(zoo.mobilenet_v1(1.0, 128), get_platform("gap8"))
+  print(report.table()); json.dumps(report.to_json())
+
+Energy = sum over phases of power x time: kernel compute of conv/pointwise/linear layers at the
+compute-bound power, depthwise/element-wise compute, exposed L2<->L1 DMA and call overheads at the
+DMA-bound power, exposed L3 waits at the L3-bound power, plus the I/O domain over the whole inference.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from jaxbp.deploy.layers import Network
+from jaxbp.deploy.platforms import Platform
+from jaxbp.deploy.schedule import LayerTiming, layer_timing
+from jaxbp.deploy.tiler import NetworkPlan, plan_network
+
+COMPUTE_BOUND_OPS = ("conv", "pointwise", "linear")
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerReport:
+  """One layer's simulated cost. Cycles are cluster cycles; `cycles` = compute + dma_exposed +
+  l3_exposed + overhead; im2col/unpack are parts of compute; dma/l3 are busy cycles (overlapped or not)."""
+
+  name: str
+  op: str
+  mode: str
+  macs: int
+  bits_in: int
+  bits_w: int
+  bits_out: int
+  tile: tuple[int, int, int]
+  grid: tuple[int, int, int]
+  n_tiles: int
+  cycles: float
+  compute_cycles: float
+  im2col_cycles: float
+  unpack_cycles: float
+  dma_cycles: float
+  dma_exposed_cycles: float
+  l3_cycles: float
+  l3_exposed_cycles: float
+  overhead_cycles: float
+  latency_ms: float
+  energy_mj: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Report:
+  """A network's simulated deployment. `fits` is False with `reasons` (numbers included) when the
+  network does not fit; the cycles are then those it would take with enough memory."""
+
+  model: str
+  platform: str
+  freq_mhz: float
+  fits: bool
+  reasons: tuple[str, ...]
+  uses_l3: bool
+  total_cycles: float
+  latency_ms: float
+  energy_mj: float
+  macs: int
+  weight_bytes: int
+  peak_l2_bytes: int
+  layers: tuple[LayerReport, ...]
+
+  def to_json(self) -> dict[str, Any]:
+    """The `tools/deploy.py simulate --json` object (exactly its documented keys)."""
+    keys = ("name", "op", "macs", "bits_in", "bits_w", "bits_out", "n_tiles", "cycles", "compute_cycles",
+            "dma_cycles", "latency_ms")
+    return {"model": self.model, "platform": self.platform, "freq_mhz": self.freq_mhz, "fits": self.fits,
+            "uses_l3": self.uses_l3, "total_cycles": round(self.total_cycles), "latency_ms": self.latency_ms,
+            "energy_mj": self.energy_mj, "macs": self.macs, "weight_bytes": self.weight_bytes,
+            "peak_l2_bytes": self.peak_l2_bytes,
+            "layers": [{k: (round(getattr(l, k)) if k.endswith("cycles") else getattr(l, k)) for k in keys}
+                       for l in self.layers]}
+
+  @property
+  def mac_per_cycle(self) -> float:
+    return self.macs / self.total_cycles
+
+  def table(self) -> str:
+    """Human-readable per-layer breakdown and totals."""
+    head = (f"{'layer':28} {'op':11} {'bits':7} {'MACs':>10} {'tiles':>5} {'cycles':>10} {'compute':>10} "
+            f"{'im2col':>8} {'dma':>9} {'dma_exp':>9} {'l3_exp':>9} {'ovh':>7} {'ms':>7}")
+    lines = [head, "-" * len(head)]
+    for l in self.layers:
+      op = l.op if not l.mode else f"{l.op}/{l.mode}"[:11]
+      lines.append(f"{l.name[:28]:28} {op:11} {l.bits_in}/{l.bits_w}/{l.bits_out:<3} {l.macs:10d} {l.n_tiles:5d} "
+                   f"{l.cycles:10.0f} {l.compute_cycles:10.0f} {l.im2col_cycles:8.0f} {l.dma_cycles:9.0f} "
+                   f"{l.dma_exposed_cycles:9.0f} {l.l3_exposed_cycles:9.0f} {l.overhead_cycles:7.0f} "
+                   f"{l.latency_ms:7.3f}")
+    lines.append("-" * len(head))
+    verdict = "fits" if self.fits else "DOES NOT FIT: " + "; ".join(self.reasons)
+    lines.append(f"{self.model} on {self.platform} @ {self.freq_mhz:g} MHz: {self.total_cycles:,.0f} cycles, "
+                 f"{self.latency_ms:.3f} ms, {self.energy_mj:.4f} mJ, {self.macs:,} MACs "
+                 f"({self.macs / self.total_cycles:.2f} MAC/cycle), weights {self.weight_bytes:,} B, "
+                 f"peak L2 {self.peak_l2_bytes:,} B, {'uses L3' if self.uses_l3 else 'L2 only'}; {verdict}")
+    return "\n".join(lines)
+
+
+def layer_energy_mj(op: str, t: LayerTiming, p: Platform) -> float:
+  """Energy of one layer from its phase cycles (power scales with the clock, so energy/cycle is fixed)."""
+  pw = p.power
+  compute_mw = pw.compute_mw if op in COMPUTE_BOUND_OPS else pw.dma_mw
+  mw_cycles = (compute_mw * t.compute + pw.dma_mw * (t.dma_exposed + t.overhead) + pw.l3_mw * t.l3_exposed
+               + pw.io_mw * t.total)
+  return mw_cycles / (pw.ref_mhz * 1e6)  # mW x cycles / (cycles/s at ref) = mJ
+
+
+def report_from_plan(plan: NetworkPlan) -> Report:
+  """Simulates a planned network."""
+  p, net = plan.platform, plan.network
+  layers = []
+  for lp in plan.layers:
+    l = lp.layer
+    t = layer_timing(l, lp.l1.timing, lp.stream, p)
+    layers.append(LayerReport(l.name, l.op, l.mode, l.macs, l.bits_in, l.bits_w, l.bits_out, lp.l1.tile, lp.l1.grid,
+                              t.n_tiles, t.total, t.compute, t.im2col, t.unpack, t.dma + t.l3, t.dma_exposed, t.l3,
+                              t.l3_exposed, t.overhead, t.total / (p.freq_mhz * 1e3), layer_energy_mj(l.op, t, p)))
+  total = sum(l.cycles for l in layers)
+  return Report(net.name, p.name, p.freq_mhz, plan.fits, plan.reasons, plan.uses_l3, total,
+                total / (p.freq_mhz * 1e3), sum(l.energy_mj for l in layers), net.macs,
+                net.param_bytes(p.requant_bytes_per_channel), plan.peak_l2_bytes, tuple(layers))
+
+
+def simulate(net: Network, platform: Platform, freq_mhz: float | None = None, l3: bool | None = None) -> Report:
+  """Plans and simulates `net` on `platform` (optionally at another clock or with L3 on/off)."""
+  p = platform
+  if freq_mhz is not None:
+    p = dataclasses.replace(p, freq_mhz=float(freq_mhz))
+  if l3 is not None:
+    p = dataclasses.replace(p, l3_enabled=bool(l3))
+  return report_from_plan(plan_network(net, p))

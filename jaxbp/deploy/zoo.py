@@ -1,0 +1,305 @@
+"""Model zoo for deployment studies: deployment layer graphs without trained weights.
+
+- MobileNetV1 (width multiplier, input resolution) and MobileNetV2 at ImageNet shapes (1000 classes).
+- The BP seeds (ResNet1d / UNet1d of `jaxbp.models.configs`) and any exported NAS candidate, built from
+  the config's `slot_specs()` with 1-D signals as (1, length, C). Layer names are the conv-slot names
+  ("block0/conv1", "<slot>/depthwise", "<slot>/pointwise", "block0/se/fc1", "head", ...), the names of
+  `jaxbp.quant`'s quantized graph, so per-layer latency tables key the bit-width costs directly.
+
+BatchNorms that follow a conv are folded into its requantization; a BN with no conv before it becomes a
+per-channel "requant" element-wise layer; every layer is at 8 bits (see `layers.with_uniform_bits`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from jaxbp.deploy.layers import NETWORK_INPUT, Layer, Network, Shape, conv_out, same_padding
+from jaxbp.models.configs import ModelConfig, config_from_dict, config_to_dict, model_name, seed_config
+from jaxbp.models.layers import SlotSpec
+from jaxbp.models.resnet1d import ResNet1dConfig
+from jaxbp.models.unet1d import UNet1dConfig
+
+
+class GraphBuilder:
+  """Appends layers, tracking the current tensor's name and shape."""
+
+  def __init__(self, input_shape: Shape):
+    self.input_shape = tuple(input_shape)
+    self.layers: list[Layer] = []
+    self.shapes: dict[str, Shape] = {NETWORK_INPUT: self.input_shape}
+
+  def add(self, name: str, op: str, src: str, out_shape: Shape, src2: str | None = None, **kw) -> str:
+    inputs = (src,) if src2 is None else (src, src2)
+    in2 = None if src2 is None else self.shapes[src2]
+    self.layers.append(Layer(name, op, inputs, self.shapes[src], tuple(out_shape), in2_shape=in2,
+                             bits_in2=None if src2 is None else 8, **kw))
+    self.shapes[name] = tuple(out_shape)
+    return name
+
+  def conv2d(self, name: str, src: str, cout: int, k: int, stride: int, op: str = "conv", groups: int = 1,
+             slot: str = "") -> str:
+    h, w, c = self.shapes[src]
+    pt, pb = same_padding(h, k, stride)
+    pl, pr = same_padding(w, k, stride)
+    out = (conv_out(h, k, stride, pt, pb), conv_out(w, k, stride, pl, pr), c if op == "depthwise" else cout)
+    return self.add(name, op, src, out, kernel=(k, k), stride=(stride, stride), padding=(pt, pb, pl, pr),
+                    groups=c if op == "depthwise" else groups, slot=slot)
+
+  def conv1d(self, name: str, src: str, cout: int, k: int, stride: int, padding, op: str, groups: int = 1,
+             slot: str = "") -> str:
+    _, length, c = self.shapes[src]
+    pl, pr = same_padding(length, k, stride) if padding == "SAME" else (padding, padding)
+    out = (1, conv_out(length, k, stride, pl, pr), c if op == "depthwise" else cout)
+    return self.add(name, op, src, out, kernel=(1, k), stride=(1, stride), padding=(0, 0, pl, pr),
+                    groups=c if op == "depthwise" else groups, slot=slot)
+
+  def global_pool(self, name: str, src: str, slot: str = "") -> str:
+    h, w, c = self.shapes[src]
+    return self.add(name, "pool", src, (1, 1, c), mode="avg", kernel=(h, w), stride=(h, w), slot=slot)
+
+  def network(self, name: str) -> Network:
+    return Network(name, self.input_shape, tuple(self.layers))
+
+
+# MobileNetV1 body: (output channels, stride) of the 13 depthwise-separable blocks.
+_V1_BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1), (512, 1), (512, 1), (512, 1),
+              (512, 1), (1024, 2), (1024, 1))
+# MobileNetV2 body: (expansion t, channels c, repeats n, stride s).
+_V2_BLOCKS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+
+
+def _fmt(width_mult: float) -> str:
+  return f"{width_mult:.1f}" if float(width_mult).is_integer() else f"{width_mult:g}"
+
+
+def mobilenet_v1(width_mult: float = 1.0, resolution: int = 224, classes: int = 1000) -> Network:
+  """MobileNetV1-`width_mult`-`resolution` (TF-slim channel rounding: max(int(c*alpha), 8))."""
+  if width_mult <= 0 or resolution < 32:
+    raise ValueError(f"mobilenet_v1: need width_mult > 0 and resolution >= 32, got {width_mult}, {resolution}")
+  ch = lambda c: max(int(c * width_mult), 8)
+  b = GraphBuilder((resolution, resolution, 3))
+  x = b.conv2d("conv0", NETWORK_INPUT, ch(32), 3, 2)
+  for i, (c, s) in enumerate(_V1_BLOCKS, start=1):
+    x = b.conv2d(f"block{i}/depthwise", x, 0, 3, s, op="depthwise", slot=f"block{i}")
+    x = b.conv2d(f"block{i}/pointwise", x, ch(c), 1, 1, op="pointwise", slot=f"block{i}")
+  x = b.global_pool("pool", x)
+  b.add("fc", "linear", x, (1, 1, classes))
+  return b.network(f"mobilenet_v1_{_fmt(width_mult)}_{resolution}")
+
+
+def _make_divisible(v: float, divisor: int = 8) -> int:
+  new = max(divisor, int(v + divisor / 2) // divisor * divisor)
+  return new + divisor if new < 0.9 * v else new
+
+
+def mobilenet_v2(width_mult: float = 1.0, resolution: int = 224, classes: int = 1000) -> Network:
+  """MobileNetV2-`width_mult`-`resolution` (channels rounded to multiples of 8, as the reference)."""
+  if width_mult <= 0 or resolution < 32:
+    raise ValueError(f"mobilenet_v2: need width_mult > 0 and resolution >= 32, got {width_mult}, {resolution}")
+  b = GraphBuilder((resolution, resolution, 3))
+  cin = _make_divisible(32 * width_mult)
+  x = b.conv2d("conv0", NETWORK_INPUT, cin, 3, 2)
+  j = 0
+  for t, c, n, s in _V2_BLOCKS:
+    cout = _make_divisible(c * width_mult)
+    for i in range(n):
+      j += 1
+      stride, src, tag = (s if i == 0 else 1), x, f"block{j}"
+      if t != 1:
+        x = b.conv2d(f"{tag}/expand", x, cin * t, 1, 1, op="pointwise", slot=tag)
+      x = b.conv2d(f"{tag}/depthwise", x, 0, 3, stride, op="depthwise", slot=tag)
+      x = b.conv2d(f"{tag}/project", x, cout, 1, 1, op="pointwise", slot=tag)
+      if stride == 1 and cin == cout:
+        x = b.add(f"{tag}/add", "add", x, b.shapes[x], src2=src, slot=tag)
+      cin = cout
+  x = b.conv2d("conv_last", x, _make_divisible(1280 * max(width_mult, 1.0)), 1, 1, op="pointwise")
+  x = b.global_pool("pool", x)
+  b.add("fc", "linear", x, (1, 1, classes))
+  return b.network(f"mobilenet_v2_{_fmt(width_mult)}_{resolution}")
+
+
+def slot_layers(b: GraphBuilder, name: str, spec: SlotSpec, op: str, src: str) -> str:
+  """Appends the layers of one conv slot with `op` ("conv" | "dw" | "id"); returns the output tensor."""
+  if op == "conv":
+    return b.conv1d(name, src, spec.features, spec.kernel, spec.stride, spec.padding, "conv", spec.groups, slot=name)
+  if op == "dw":
+    x = b.conv1d(f"{name}/depthwise", src, 0, spec.kernel, spec.stride, spec.padding, "depthwise", slot=name)
+    return b.conv1d(f"{name}/pointwise", x, spec.features, 1, 1, 0, "pointwise", slot=name)
+  if op == "id":
+    if not spec.allows_identity:
+      raise ValueError(f"slot {name!r}: identity needs equal in/out channels and stride 1, got {spec}")
+    return src
+  raise ValueError(f"slot {name!r}: unknown op {op!r}; expected conv, dw or id")
+
+
+def _ops(config: ModelConfig) -> dict[str, str]:
+  names = list(config.slot_specs())
+  ops = config.ops if config.ops is not None else ("conv",) * len(names)
+  if len(ops) != len(names):
+    raise ValueError(f"{model_name(config)} config has {len(ops)} ops for {len(names)} slots ({', '.join(names)})")
+  return dict(zip(names, ops))
+
+
+def resnet1d(config: ResNet1dConfig, window: int, name: str = "resnet1d") -> Network:
+  """ResNet1d (seed or candidate) on a `window`-sample PPG input; mirrors `jaxbp.models.resnet1d`."""
+  specs, ops = config.slot_specs(), _ops(config)
+  b = GraphBuilder((1, window, 1))
+  x = slot_layers(b, "stem_conv", specs["stem_conv"], ops["stem_conv"], NETWORK_INPUT)  # + stem_bn + ReLU folded.
+  x = _maxpool(b, "stem_pool", x, config.downsample)
+  for i in range(config.n_blocks):
+    blk = f"block{i}"
+    _, cout, stride = config.block_channels(i)
+    identity = x
+    if i > 0:  # bn1 + ReLU of the pre-activation (no conv before it).
+      x = b.add(f"{blk}/bn1", "elementwise", x, b.shapes[x], mode="requant", slot=blk)
+    x = slot_layers(b, f"{blk}/conv1", specs[f"{blk}/conv1"], ops[f"{blk}/conv1"], x)  # + bn2 + ReLU folded ...
+    if ops[f"{blk}/conv1"] == "id":  # ... unless no conv precedes bn2.
+      x = b.add(f"{blk}/bn2", "elementwise", x, b.shapes[x], mode="requant", slot=blk)
+    x = slot_layers(b, f"{blk}/conv2", specs[f"{blk}/conv2"], ops[f"{blk}/conv2"], x)
+    hidden = max(cout // config.se_reduction, config.se_min)
+    s = b.global_pool(f"{blk}/se/pool", x, slot=blk)
+    s = b.add(f"{blk}/se/fc1", "linear", s, (1, 1, hidden), slot=blk)
+    s = b.add(f"{blk}/se/fc2", "linear", s, (1, 1, cout), slot=blk)
+    s = b.add(f"{blk}/se/sigmoid", "elementwise", s, (1, 1, cout), mode="lut", slot=blk)
+    x = b.add(f"{blk}/se/mul", "elementwise", x, b.shapes[x], src2=s, mode="mul", slot=blk)
+    if stride > 1:
+      identity = _maxpool(b, f"{blk}/skip_pool", identity, stride, slot=blk)
+    x = b.add(f"{blk}/add", "add", x, b.shapes[x], src2=identity, slot=blk)  # identity channels zero-padded.
+  x = b.add("head_bn", "elementwise", x, b.shapes[x], mode="requant")
+  x = b.global_pool("head_pool", x)
+  b.add("head", "linear", x, (1, 1, config.n_outputs))
+  return b.network(name)
+
+
+def _maxpool(b: GraphBuilder, name: str, src: str, window: int, slot: str = "") -> str:
+  """The seeds' zero-padded MaxPool(window, stride=window) along time."""
+  _, length, c = b.shapes[src]
+  pl, pr = (window - 1) // 2, window - 1 - (window - 1) // 2
+  out = (1, conv_out(length, window, window, pl, pr), c)
+  return b.add(name, "pool", src, out, mode="max", kernel=(1, window), stride=(1, window), padding=(0, 0, pl, pr),
+               slot=slot)
+
+
+def unet1d(config: UNet1dConfig, window: int, name: str = "unet1d") -> Network:
+  """UNet1d (seed or candidate) on a `window`-sample PPG input; mirrors `jaxbp.models.unet1d`."""
+  specs, ops = config.slot_specs(), _ops(config)
+  b = GraphBuilder((1, window, 1))
+
+  def modern(slot: str, x: str, upsample: bool = False) -> str:
+    if upsample:
+      _, length, c = b.shapes[x]
+      x = b.add(f"{slot}/up", "elementwise", x, (1, 2 * length, c), mode="resize", slot=slot)
+    x = b.add(f"{slot}/norm", "elementwise", x, b.shapes[x], mode="norm", slot=slot)  # InstanceNorm + PReLU.
+    return slot_layers(b, slot, specs[slot], ops[slot], x)
+
+  def join(x: str, skip: str, name: str) -> str:
+    (_, l1, c1), (_, l2, c2) = b.shapes[x], b.shapes[skip]
+    return b.add(name, "elementwise", x, (1, min(l1, l2), c1 + c2), src2=skip, mode="concat")
+
+  x = slot_layers(b, "conv_first", specs["conv_first"], ops["conv_first"], NETWORK_INPUT)
+  for j in range(config.layers[0] - 1):
+    x = modern(f"enc0/conv{j}", x)
+  skips = [x]
+  x = modern("enc0/down", x)
+  for lvl, n in enumerate(config.layers[1:-1], start=1):
+    for j in range(n - 1):
+      x = modern(f"enc{lvl}/conv{j}", x)
+    skips.append(x)
+    x = modern(f"enc{lvl}/down", x)
+  for j in range(max(config.layers[-1] - 1, 1)):
+    x = modern(f"bottom/conv{j}", x)
+  x = modern("bottom/up", x, upsample=True)
+  for lvl in reversed(range(1, len(config.layers) - 1)):
+    x = join(x, skips[lvl], f"dec{lvl}/concat")
+    for j in range(config.layers[lvl] - 1):
+      x = modern(f"dec{lvl}/conv{j}", x)
+    x = modern(f"dec{lvl}/up", x, upsample=True)
+  x = join(x, skips[0], "dec0/concat")
+  x = modern("dec0/conv0", x)
+  x = modern("dec0/conv1", x)
+  slot_layers(b, "conv_final", specs["conv_final"], ops["conv_final"], x)
+  return b.network(name)
+
+
+def from_config(config: ModelConfig, window: int, name: str | None = None) -> Network:
+  """Deployment graph of a ResNet1d/UNet1d config (seed, or candidate with `ops`)."""
+  if not isinstance(config, (ResNet1dConfig, UNet1dConfig)):
+    raise TypeError(f"not a model config: {type(config).__name__}")
+  build: Callable[..., Network] = resnet1d if isinstance(config, ResNet1dConfig) else unet1d
+  return build(config, window, name or model_name(config))
+
+
+def bp_seed(model: str, dataset: str) -> Network:
+  """The benchmark's seed `model` ("resnet1d" | "unet1d") for `dataset`, at its window length."""
+  from jaxbp.data.specs import get_spec  # pylint: disable=import-outside-toplevel
+  return from_config(seed_config(model, dataset), get_spec(dataset).window, f"{model}_{dataset}")
+
+
+def load_candidate(path: str | Path, rotation: int = 0, window: int | None = None) -> Network:
+  """Deployment graph of an exported candidate JSON.
+
+  Accepts (a) a `config_to_dict` JSON (with "model"; optional "window" or "dataset"), or (b) a sweep
+  candidate `candidates/candidate_XX.json` written by experiments/sweep.py: its ops are taken from
+  `per_rotation[rotation]` and the seed config and dataset from the sweep folder's results.json or
+  sweep_config.json.
+  """
+  from jaxbp.data.specs import get_spec  # pylint: disable=import-outside-toplevel
+  path = Path(path)
+  try:
+    d = json.loads(path.read_text())
+  except (OSError, json.JSONDecodeError) as e:
+    raise ValueError(f"cannot read candidate config {path}: {e}") from None
+  if "model" in d:
+    cfg = {k: v for k, v in d.items() if k not in ("window", "dataset")}
+    window = window or d.get("window") or (get_spec(d["dataset"]).window if "dataset" in d else None)
+    if window is None:
+      raise ValueError(f"{path}: a config needs 'window' or 'dataset' (or pass window=)")
+    return from_config(config_from_dict(cfg), window, path.stem)
+  if "per_rotation" not in d:
+    raise ValueError(f"{path}: neither a model config (no 'model' field) nor a sweep candidate (no 'per_rotation')")
+  seed, dataset = _sweep_context(path)
+  rots = {r["rotation"]: r for r in d["per_rotation"]}
+  if rotation not in rots:
+    raise ValueError(f"{path}: no rotation {rotation}; available {sorted(rots)}")
+  choice: dict[str, Any] = rots[rotation]["ops"]
+  names = list(seed.slot_specs())
+  missing = set(names) - set(choice)
+  if missing:
+    raise ValueError(f"{path}: rotation {rotation} has no op for slots {sorted(missing)}")
+  cfg = config_from_dict({**config_to_dict(seed), "ops": [choice[n] for n in names]})
+  return from_config(cfg, window or get_spec(dataset).window, f"{path.stem}_r{rotation}")
+
+
+def _sweep_context(candidate: Path) -> tuple[ModelConfig, str]:
+  """(seed config, dataset name) of the sweep folder holding `candidates/<candidate>.json`."""
+  folder = candidate.resolve().parent.parent
+  for fname in ("results.json", "sweep_config.json"):
+    f = folder / fname
+    if f.exists():
+      d = json.loads(f.read_text())
+      ds = d.get("dataset")
+      ds = ds.get("name") if isinstance(ds, dict) else ds
+      if "seed_model" in d and ds:
+        return config_from_dict(d["seed_model"]), ds
+  raise ValueError(f"{candidate}: no results.json / sweep_config.json with 'seed_model' and 'dataset' in {folder}")
+
+
+MODELS = ("mobilenet_v1", "mobilenet_v2", "resnet1d", "unet1d")
+
+
+def get_model(model: str, *, width_mult: float = 1.0, resolution: int = 224, dataset: str = "ppgbp",
+              rotation: int = 0) -> Network:
+  """A zoo network by name, or a candidate JSON path."""
+  if model == "mobilenet_v1":
+    return mobilenet_v1(width_mult, resolution)
+  if model == "mobilenet_v2":
+    return mobilenet_v2(width_mult, resolution)
+  if model in ("resnet1d", "unet1d"):
+    return bp_seed(model, dataset)
+  if model.endswith(".json") or Path(model).exists():
+    return load_candidate(model, rotation)
+  raise ValueError(f"unknown model {model!r}; expected one of {MODELS} or a path to a candidate JSON")

@@ -1,0 +1,70 @@
+"""The Free Bits heuristic (methods.md section 4): raise bit widths where that is no slower.
+
+For every layer with configuration (b_in, b_w): among the allowed (b'_in, b'_w) with b'_in >= b_in,
+b'_w >= b_w and LD(layer, b') <= LD(layer, b), take the fastest (ties: the most bits). Network latency
+is taken as the sum of layer latencies and more bits never lower accuracy, so the result is no slower
+and no less accurate than the input configuration.
+
+The latency dictionary is a plain mapping {(layer, b_in, b_w): latency} (any unit), e.g.
+`jaxbp.deploy.latency_table.LatencyDict.per_layer()`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+
+BitPair = tuple[int, int]
+LatencyTable = Mapping[tuple[str, int, int], float]
+
+
+def _lookup(latency: LatencyTable, layer: str, pair: BitPair) -> float:
+  try:
+    return float(latency[(layer, pair[0], pair[1])])
+  except KeyError:
+    raise KeyError(f"latency dictionary has no entry for layer {layer!r} at (b_in={pair[0]}, b_w={pair[1]})") from None
+
+
+def upgrade(layer: str, pair: BitPair, latency: LatencyTable, allowed: Iterable[BitPair] | None = None) -> BitPair:
+  """The Free Bits choice for one layer (the input pair if nothing allowed is as fast with more bits)."""
+  current = _lookup(latency, layer, pair)
+  pairs = allowed if allowed is not None else [(a, w) for (name, a, w) in latency if name == layer]
+  best, best_key = tuple(pair), (current, -(pair[0] + pair[1]), -pair[0])
+  for a, w in pairs:
+    if a < pair[0] or w < pair[1] or (layer, a, w) not in latency:
+      continue
+    t = float(latency[(layer, a, w)])
+    key = (t, -(a + w), -a)
+    if t <= current and key < best_key:
+      best, best_key = (a, w), key
+  return best
+
+
+def network_latency(config: Mapping[str, BitPair], latency: LatencyTable) -> float:
+  """Sum of the layer latencies of `config` (the heuristic's latency model)."""
+  return sum(_lookup(latency, name, tuple(pair)) for name, pair in config.items())
+
+
+@dataclasses.dataclass(frozen=True)
+class FreeBitsResult:
+  """The upgraded configuration, the latencies before/after and the changed layers {layer: (old, new)}."""
+
+  config: dict[str, BitPair]
+  latency_before: float
+  latency_after: float
+  changes: dict[str, tuple[BitPair, BitPair]]
+
+
+def free_bits(config: Mapping[str, BitPair], latency: LatencyTable,
+              allowed: Iterable[BitPair] | None = None) -> FreeBitsResult:
+  """Applies Free Bits to a {layer: (b_in, b_w)} configuration."""
+  allowed = None if allowed is None else tuple(tuple(p) for p in allowed)
+  new, changes = {}, {}
+  for name, pair in config.items():
+    pair = tuple(pair)
+    if len(pair) != 2:
+      raise ValueError(f"layer {name!r}: expected (b_in, b_w), got {pair!r}")
+    new[name] = upgrade(name, pair, latency, allowed)
+    if new[name] != pair:
+      changes[name] = (pair, new[name])
+  return FreeBitsResult(new, network_latency(config, latency), network_latency(new, latency), changes)
