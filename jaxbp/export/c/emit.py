@@ -1,0 +1,205 @@
+"""C99 emitter: an integer graph -> network.c/.h (weights as const arrays, packed sub-byte), the reference
+kernels, a host `main.c` harness and a Makefile.
+
+The generated `<prefix>_run(const int32_t *input, int32_t *output)` takes every graph input's integers
+(HWC, concatenated in graph order), packs them into the network's buffers, runs the layers in order and
+writes every graph output's integers (HWC, concatenated). Tiling and DMA for the target are the
+deployment tiler's job; this build is the bit-exact host reference.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import re
+
+import numpy as np
+
+from jaxbp.export.c import kernels
+from jaxbp.export.c.pack import pack, packed_size
+from jaxbp.export.constraints import check_exportable
+from jaxbp.integerize.graph import ACC_BITS, Graph, Node, TensorSpec
+from jaxbp.integerize.ops import has_requant, window_fields
+
+
+@dataclasses.dataclass(frozen=True)
+class CExport:
+  """Files of a C export and the I/O layout of `<prefix>_run`.
+
+  Attributes:
+    directory: where the files are.
+    files: written file names.
+    input_size, output_size: int32 values per example in / out.
+    output_slices: {output tensor: (offset, shape)} within one example's output vector.
+    weight_bytes: bytes of const parameter arrays (weights packed, int32 bias/k/λ/tables).
+    activation_bytes: bytes of all activation buffers (no reuse).
+  """
+
+  directory: pathlib.Path
+  files: tuple[str, ...]
+  input_size: int
+  output_size: int
+  output_slices: dict[str, tuple[int, tuple[int, ...]]]
+  weight_bytes: int
+  activation_bytes: int
+
+
+def _ident(prefix: str) -> str:
+  if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", prefix):
+    raise ValueError(f"prefix {prefix!r} is not a C identifier")
+  return prefix
+
+
+def _array(ctype: str, name: str, values: np.ndarray, per_line: int = 16) -> str:
+  vals = [str(int(v)) if int(v) != -(1 << 31) else "(-2147483647 - 1)" for v in np.asarray(values).ravel()]
+  lines = [", ".join(vals[i:i + per_line]) for i in range(0, len(vals), per_line)] or ["0"]
+  body = ",\n  ".join(lines)
+  return f"static const {ctype} {name}[{max(len(vals), 1)}] = {{\n  {body}\n}};\n"
+
+
+def _spatial(spec: TensorSpec) -> tuple[int, int]:
+  """(H, W) of an activation: a 1-D (L, C) tensor is H = 1, W = L."""
+  s = spec.shape[:-1]
+  return (1, s[0]) if len(s) == 1 else (s[0], s[1]) if len(s) == 2 else (1, 1)
+
+
+def _c_comment(s: str) -> str:
+  return s.replace("*/", "* /")
+
+
+def emit(graph: Graph, directory: str | pathlib.Path, *, prefix: str = "net") -> CExport:
+  """Writes kernels.h/.c, network.h/.c, main.c and a Makefile for `graph` into `directory`."""
+  check_exportable(graph)
+  prefix = _ident(prefix)
+  directory = pathlib.Path(directory)
+  directory.mkdir(parents=True, exist_ok=True)
+  tname = {name: f"t{i}" for i, name in enumerate(graph.tensors)}
+  decls, params, body = [], [], []
+  act_bytes = w_bytes = 0
+
+  for name, spec in graph.tensors.items():
+    n = int(np.prod(spec.shape))
+    if spec.bits == ACC_BITS:
+      decls.append(f"static int32_t {tname[name]}[{n}]; /* {_c_comment(name)}: int32 {spec.shape} */")
+      act_bytes += 4 * n
+    else:
+      size = packed_size(n, spec.bits)
+      decls.append(f"static uint8_t {tname[name]}[{size}]; /* {_c_comment(name)}: {spec.bits}-bit "
+                   f"{'signed' if spec.signed else 'unsigned'} {spec.shape} */")
+      act_bytes += size
+
+  def qt(name: str, const: bool = True) -> str:
+    s = graph.tensors[name]
+    kind = "cqtensor_t" if const else "qtensor_t"
+    return f"({kind}){{{tname[name]}, {s.bits}, {int(s.signed)}}}"
+
+  in_off = 0
+  for name in graph.inputs:
+    n = int(np.prod(graph.tensors[name].shape))
+    body.append(f"  q_pack(input + {in_off}, {n}, {qt(name, False)}); /* input {_c_comment(name)} */")
+    in_off += n
+
+  for i, node in enumerate(graph.nodes):
+    p = f"n{i}"
+    out = graph.tensors[node.output]
+    ins = [graph.tensors[t] for t in node.inputs]
+    body.append(f"  /* {_c_comment(node.name)}: {node.op} */")
+    rq = "NULL"
+    if node.op not in ("maxpool", "pad_channels", "lut", "add"):
+      if has_requant(node, out):
+        for field in ("k", "lam"):
+          if field in node.arrays:
+            params.append(_array("int32_t", f"{p}_{field}", node.arrays[field]))
+            w_bytes += 4 * node.arrays[field].size
+        k = f"{p}_k" if "k" in node.arrays else "NULL"
+        lam = f"{p}_lam" if "lam" in node.arrays else "NULL"
+        lo, hi = out.range
+        params.append(f"static const requant_t {p}_rq = {{{k}, {lam}, {node.attrs['d']}, {lo}, {hi}, 1}};\n")
+      else:
+        params.append(f"static const requant_t {p}_rq = {{NULL, NULL, 0, 0, 0, 0}};\n")
+      rq = f"&{p}_rq"
+    body.append("  " + _call(node, p, ins, out, qt, rq, params) + ";")
+    for field in ("weight", "bias", "table"):
+      if field in node.arrays:
+        a = node.arrays[field]
+        w_bytes += packed_size(a.size, node.attrs["w_bits"]) if field == "weight" else 4 * a.size
+
+  out_off, slices = 0, {}
+  for name in graph.outputs:
+    n = int(np.prod(graph.tensors[name].shape))
+    body.append(f"  q_unpack({qt(name)}, {n}, output + {out_off}); /* output {_c_comment(name)} */")
+    slices[name] = (out_off, graph.tensors[name].shape)
+    out_off += n
+
+  guard = f"{prefix.upper()}_NETWORK_H"
+  header = (f"/* Integer network (generated by jaxbp.export.c; do not edit). */\n#ifndef {guard}\n#define {guard}\n\n"
+            f"#include <stdint.h>\n\n"
+            f"#define NET_INPUT_SIZE {in_off} /* int32 values per example: inputs {list(graph.inputs)}, HWC */\n"
+            f"#define NET_OUTPUT_SIZE {out_off} /* int32 values per example: outputs {list(graph.outputs)} */\n"
+            f"#define NET_RUN {prefix}_run\n\n"
+            f"/* Runs one example: input (NET_INPUT_SIZE int32) -> output (NET_OUTPUT_SIZE int32). */\n"
+            f"void {prefix}_run(const int32_t *input, int32_t *output);\n\n#endif\n")
+  source = ("/* Integer network (generated by jaxbp.export.c; do not edit).\n"
+            f" * {len(graph.nodes)} layers; parameters {w_bytes} bytes; activation buffers {act_bytes} bytes. */\n"
+            "#include <stddef.h>\n\n#include \"kernels.h\"\n#include \"network.h\"\n\n"
+            + "".join(params) + "\n" + "\n".join(decls) + "\n\n"
+            + f"void {prefix}_run(const int32_t *input, int32_t *output) {{\n" + "\n".join(body) + "\n}\n")
+  files = {"kernels.h": kernels.KERNELS_H, "kernels.c": kernels.KERNELS_C, "network.h": header,
+           "network.c": source, "main.c": kernels.MAIN_C, "Makefile": kernels.MAKEFILE}
+  for fname, text in files.items():
+    (directory / fname).write_text(text)
+  return CExport(directory, tuple(files), in_off, out_off, slices, w_bytes, act_bytes)
+
+
+def _call(node: Node, p: str, ins: list[TensorSpec], out: TensorSpec, qt, rq: str, params: list[str]) -> str:
+  """The kernel call of one node (appends its const parameter arrays to `params`)."""
+  x, y = node.inputs[0], node.output
+  op = node.op
+  if op in ("conv", "linear"):
+    w = node.arrays["weight"]
+    params.append(_array("uint8_t", f"{p}_w", pack(w, node.attrs["w_bits"])))
+    bias = "NULL"
+    if "bias" in node.arrays:
+      params.append(_array("int32_t", f"{p}_b", node.arrays["bias"]))
+      bias = f"{p}_b"
+    wt = f"(cqtensor_t){{{p}_w, {node.attrs['w_bits']}, 1}}"
+    if op == "linear":
+      return f"k_linear({qt(x)}, {ins[0].channels}, {wt}, {bias}, {rq}, {qt(y, False)}, {out.channels})"
+    h, wd = _spatial(ins[0])
+    ho, wo = _spatial(out)
+    k = w.shape[1:-1]
+    kh, kw = (1, k[0]) if len(k) == 1 else k
+    stride = tuple(node.attrs["stride"])
+    pads = tuple(tuple(q) for q in node.attrs["padding"])
+    (sh, sw), (pt, pl) = ((1, stride[0]), (0, pads[0][0])) if len(k) == 1 else (stride, (pads[0][0], pads[1][0]))
+    return (f"k_conv({qt(x)}, {h}, {wd}, {ins[0].channels}, {wt}, {kh}, {kw}, {node.attrs['groups']}, {sh}, {sw}, "
+            f"{pt}, {pl}, {bias}, {rq}, {qt(y, False)}, {ho}, {wo}, {out.channels})")
+  n_pos = int(np.prod(ins[0].shape[:-1]))
+  if op == "add":
+    lo, hi = out.range
+    a = node.attrs
+    return (f"k_add({qt(x)}, {qt(node.inputs[1])}, {int(np.prod(out.shape))}, {a['mul_a']}, {a['mul_b']}, "
+            f"{a['add']}, {a['d']}, {lo}, {hi}, {qt(y, False)})")
+  if op == "mul":
+    return f"k_mul({qt(x)}, {qt(node.inputs[1])}, {n_pos}, {out.channels}, {rq}, {qt(y, False)})"
+  if op in ("maxpool", "avgpool"):
+    nd = len(ins[0].shape) - 1
+    kernel, stride, pads = window_fields(node, nd)
+    if nd == 1:
+      kernel, stride, pads = (1,) + kernel, (1,) + stride, ((0, 0),) + pads
+    h, wd = _spatial(ins[0])
+    ho, wo = _spatial(out)
+    is_max = int(op == "maxpool")
+    return (f"k_pool({qt(x)}, {h}, {wd}, {out.channels}, {kernel[0]}, {kernel[1]}, {stride[0]}, {stride[1]}, "
+            f"{pads[0][0]}, {pads[1][0]}, {is_max}, {rq if not is_max else 'NULL'}, {qt(y, False)}, {ho}, {wo})")
+  if op == "global_avgpool":
+    return f"k_global_avgpool({qt(x)}, {n_pos}, {out.channels}, {rq}, {qt(y, False)})"
+  if op == "affine":
+    return f"k_affine({qt(x)}, {n_pos}, {out.channels}, {rq}, {qt(y, False)})"
+  if op == "pad_channels":
+    return (f"k_pad_channels({qt(x)}, {n_pos}, {ins[0].channels}, {node.attrs['front']}, {node.attrs['back']}, "
+            f"{qt(y, False)})")
+  if op == "lut":
+    params.append(_array("int32_t", f"{p}_table", node.arrays["table"]))
+    return f"k_lut({qt(x)}, {int(np.prod(out.shape))}, {ins[0].range[0]}, {p}_table, {qt(y, False)})"
+  raise ValueError(f"layer {node.name!r}: no C kernel for op {op!r}")

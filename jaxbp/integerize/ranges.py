@@ -1,0 +1,113 @@
+"""Worst-case integer ranges of accumulators and requant sums: the int32 overflow check.
+
+The kernels accumulate and requantize in int32 (`k·ACC + λ` included). For every node we bound each
+accumulator term per output channel from its input's integer range and its integer weights (exact
+worst case over all inputs, zero padding included), then bound every partial sum of the requant
+expression in the order the kernels evaluate it. A graph whose bounds fit int32 cannot overflow on
+any input; `check_int32` raises otherwise, naming the node and the quantity.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from jaxbp.integerize.graph import Graph, GraphError, Node, TensorSpec
+from jaxbp.integerize.ops import INT32_MAX, INT32_MIN, has_requant, requant_arrays
+
+
+class Int32OverflowError(GraphError):
+  """A node whose accumulator or requant sum can leave int32."""
+
+
+Range = tuple[np.ndarray, np.ndarray]  # (lo, hi), int64 arrays of shape (C,)
+
+
+def _dot_range(w: np.ndarray, x: TensorSpec) -> Range:
+  """Range of Σ w·x over the last axes of w (Cout, ...) for x anywhere in its integer range."""
+  lo_x, hi_x = x.range
+  w = w.reshape(w.shape[0], -1).astype(np.int64)
+  pos, neg = np.maximum(w, 0).sum(1), np.minimum(w, 0).sum(1)
+  return lo_x * pos + hi_x * neg, hi_x * pos + lo_x * neg
+
+
+def _prod_range(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int]:
+  p = [a[0] * b[0], a[0] * b[1], a[1] * b[0], a[1] * b[1]]
+  return min(p), max(p)
+
+
+def acc_terms(node: Node, ins: list[TensorSpec], channels: int) -> list[Range]:
+  """Ranges of the accumulator term(s) the requant multiplies: one per k (two for add)."""
+  op, x = node.op, ins[0]
+  full = lambda lo, hi: (np.full(channels, lo, np.int64), np.full(channels, hi, np.int64))
+  if op in ("conv", "linear"):
+    lo, hi = _dot_range(node.arrays["weight"], x)
+    if "bias" in node.arrays:
+      b = node.arrays["bias"].astype(np.int64)
+      lo, hi = lo + b, hi + b
+    return [(lo, hi)]
+  if op == "add":
+    return [full(*ins[0].range), full(*ins[1].range)]
+  if op == "mul":
+    return [full(*_prod_range(ins[0].range, ins[1].range))]
+  if op in ("avgpool", "global_avgpool"):
+    n = int(np.prod(node.attrs["kernel"])) if op == "avgpool" else int(np.prod(x.shape[:-1]))
+    return [full(n * x.range[0], n * x.range[1])]
+  if op == "affine":
+    return [full(*x.range)]
+  raise GraphError(f"node {node.name!r} ({op}): has no accumulator")
+
+
+def partial_ranges(terms: list[tuple[np.ndarray, Range]], lam: np.ndarray) -> list[tuple[str, Range]]:
+  """Ranges of every intermediate of Σ_t k_t·ACC_t + λ, in evaluation order: (label, (lo, hi))."""
+  out = []
+  run_lo = run_hi = None
+  for t, (k, (lo, hi)) in enumerate(terms):
+    k = np.asarray(k, np.int64)
+    plo, phi = np.minimum(k * lo, k * hi), np.maximum(k * lo, k * hi)
+    out.append((f"k·ACC term {t}", (plo, phi)))
+    run_lo, run_hi = (plo, phi) if run_lo is None else (run_lo + plo, run_hi + phi)
+    if t:
+      out.append((f"sum of terms 0..{t}", (run_lo, run_hi)))
+  out.append(("k·ACC + lam", (run_lo + lam, run_hi + lam)))
+  return out
+
+
+def fits_int32(r: Range) -> bool:
+  return bool(np.all(r[0] >= INT32_MIN) and np.all(r[1] <= INT32_MAX))
+
+
+def node_checks(node: Node, ins: list[TensorSpec], out: TensorSpec) -> list[tuple[str, Range]]:
+  """Every int32 quantity of `node` with its worst-case range (empty for ops that do not accumulate)."""
+  if node.op in ("maxpool", "pad_channels", "lut"):
+    return []
+  c = out.channels
+  terms = acc_terms(node, ins, c)
+  checks: list[tuple[str, Range]] = []
+  if node.op in ("conv", "linear"):
+    lo, hi = _dot_range(node.arrays["weight"], ins[0])
+    b = node.arrays["bias"].astype(np.int64) if "bias" in node.arrays else np.zeros(c, np.int64)
+    # Partial sums of the dot product (bias first or last) stay within these bounds.
+    checks.append(("accumulator", (lo + np.minimum(b, 0), hi + np.maximum(b, 0))))
+  else:
+    checks.append(("accumulator", terms[0]))
+  if not has_requant(node, out):
+    return checks
+  if node.op == "add":
+    ks = [np.full(c, node.attrs["mul_a"]), np.full(c, node.attrs["mul_b"])]
+    lam = np.full(c, node.attrs["add"], np.int64)
+  else:
+    k, lam, _ = requant_arrays(node, c)
+    ks = [k]
+  return checks + partial_ranges(list(zip(ks, terms)), lam)
+
+
+def check_int32(graph: Graph) -> None:
+  """Raises Int32OverflowError if any accumulator or requant intermediate can leave int32."""
+  for node in graph.nodes:
+    ins = [graph.tensors[t] for t in node.inputs]
+    for label, (lo, hi) in node_checks(node, ins, graph.tensors[node.output]):
+      if not fits_int32((lo, hi)):
+        c = int(np.argmax(np.maximum(hi - INT32_MAX, INT32_MIN - lo)))
+        raise Int32OverflowError(
+            f"node {node.name!r} ({node.op}): {label} can reach [{lo[c]}, {hi[c]}] (channel {c}) for inputs in "
+            f"range, outside int32; lower the input/weight bits, the requant multiplier k or the shift d")

@@ -1,0 +1,96 @@
+"""Integer requantization parameters (k_c, λ_c, d) from float scales, with int32 overflow checks.
+
+A layer's real output in units of the output quantum ε_y is y_c = Σ_t M_t,c · ACC_t + β_c (one term for
+conv/linear/pool/affine/mul, two for a residual add), e.g. M = ε_x·ε_w,c/ε_y for a conv with folded BN.
+The integer form is Y = clip((Σ_t k_t,c·ACC_t + λ_c) >> d) with k = round(M·2^d) and
+λ = floor((β + ½)·2^d): the ½ makes the floor shift round half up, as the fake-quantized model rounds
+(and for integer N, floor((N + u)/2^d) == floor((N + floor(u))/2^d), so λ loses nothing).
+The shift d (one per layer) is the largest in [0, 31] for which every intermediate of the sum fits int32
+over the worst-case accumulator range: the most precise multiplier that cannot overflow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+
+from jaxbp.integerize.graph import GraphError
+from jaxbp.integerize.ops import INT32_MAX, INT32_MIN, MAX_SHIFT
+from jaxbp.integerize.ranges import Range, fits_int32, partial_ranges
+
+
+class RequantError(GraphError):
+  """No shift d makes the requant expression fit int32 (the scales overflow int32 requant)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Requant:
+  """Integer requant of one layer.
+
+  Attributes:
+    ks: one int64 array (C,) per accumulator term (the integer multipliers k).
+    lam: int64 (C,), the additive term λ (offset β and the rounding half folded in).
+    d: the right shift.
+    rel_error: max relative error |k/2^d - M| / |M| over channels and terms (0 where M = 0).
+  """
+
+  ks: tuple[np.ndarray, ...]
+  lam: np.ndarray
+  d: int
+  rel_error: float
+
+  @property
+  def k(self) -> np.ndarray:
+    if len(self.ks) != 1:
+      raise ValueError(f"this requant has {len(self.ks)} terms; use .ks")
+    return self.ks[0]
+
+
+def _to_int(x: np.ndarray) -> np.ndarray:
+  return np.floor(x + 0.5).astype(np.int64)  # round half up (exact for |x| < 2^52)
+
+
+def solve(name: str, multipliers: Sequence[np.ndarray | float], acc_ranges: Sequence[Range],
+          offset: np.ndarray | float = 0.0, *, rounding: bool = True, max_shift: int = MAX_SHIFT) -> Requant:
+  """The most precise int32-safe (k, λ, d) for y = Σ_t M_t·ACC_t + β (output quanta).
+
+  Args:
+    name: layer name, for errors.
+    multipliers: per term, M_t of shape (C,) or scalar (real output quanta per accumulator unit).
+    acc_ranges: per term, the worst-case (lo, hi) of ACC_t, int64 (C,) (see `ranges.acc_terms`).
+    offset: β (C,) or scalar, in output quanta.
+    rounding: round to nearest (half up) if True, else floor.
+    max_shift: largest shift d to consider.
+
+  Raises:
+    RequantError: if even d = 0 overflows int32, or a multiplier is not finite.
+  """
+  if len(multipliers) != len(acc_ranges):
+    raise ValueError(f"layer {name!r}: {len(multipliers)} multipliers for {len(acc_ranges)} accumulator ranges")
+  c = len(acc_ranges[0][0])
+  ms = [np.broadcast_to(np.asarray(m, np.float64), (c,)) for m in multipliers]
+  beta = np.broadcast_to(np.asarray(offset, np.float64), (c,)) + (0.5 if rounding else 0.0)
+  if not all(np.all(np.isfinite(m)) for m in ms) or not np.all(np.isfinite(beta)):
+    raise RequantError(f"layer {name!r}: requant multiplier or offset is not finite (multipliers {ms}, offset "
+                       f"{beta})")
+  for d in range(max_shift, -1, -1):
+    scale = float(2 ** d)
+    if max(float(np.abs(m).max(initial=0)) for m in ms) * scale > INT32_MAX or \
+        float(np.abs(beta).max(initial=0)) * scale > INT32_MAX:
+      continue
+    ks = [_to_int(m * scale) for m in ms]
+    lam = np.floor(beta * scale).astype(np.int64)  # floor((N + u) / 2^d) == floor((N + floor(u)) / 2^d)
+    if any(np.abs(k).max(initial=0) > INT32_MAX for k in ks) or lam.min() < INT32_MIN or lam.max() > INT32_MAX:
+      continue
+    if all(fits_int32(r) for _, r in partial_ranges(list(zip(ks, acc_ranges)), lam)):
+      rel = max((float(np.max(np.abs(k / scale - m)[m != 0] / np.abs(m[m != 0]), initial=0.0))
+                 for k, m in zip(ks, ms)), default=0.0)
+      return Requant(tuple(ks), lam, d, rel)
+  worst = max(float(np.max(np.abs(m) * np.maximum(np.abs(r[0]), np.abs(r[1])))) for m, r in zip(ms, acc_ranges))
+  raise RequantError(
+      f"layer {name!r}: requant overflows int32 for every shift d in [0, {max_shift}]: the real multiplier "
+      f"times the worst-case accumulator reaches {worst:.4g} output quanta (max |M| = "
+      f"{max(float(np.abs(m).max()) for m in ms):.4g}, offset up to {float(np.abs(beta).max()):.4g}); the output "
+      f"scale is too small for this layer's input/weight scales and bit widths")
