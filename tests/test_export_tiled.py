@@ -49,10 +49,8 @@ def layer_graph(draw):
     y = b.linear(kind, x, w, sw, w_bits=b_w, bias=rng.normal(size=cout) * mag, out=_out(draw, mag * sw.mean() * 8))
     return b.build([y])
   nd = draw(st.sampled_from([1, 2]))
-  spatial = tuple(draw(st.integers(2, 12)) for _ in range(nd))
   groups = draw(st.sampled_from([1, 2])) if kind == "conv" else 1
   c = draw(st.sampled_from([8, 16] if groups == 2 else [4, 8, 12, 16]))  # packed weights: Cin/g * bits % 8 == 0
-  x = b.input("x", spatial + (c,), q)
   cout, k = draw(st.sampled_from([4, 8, 16])), (1,) * nd
   if kind == "conv":
     k = tuple(draw(st.integers(1, 3)) for _ in range(nd))
@@ -65,6 +63,9 @@ def layer_graph(draw):
   pads = [(draw(st.integers(0, 1)), draw(st.integers(0, 1))) for _ in range(nd)]
   if kind in ("pointwise", "add"):
     stride, pads = (1,) * nd, [(0, 0)] * nd
+  # Every window needs at least one output: extent + padding >= kernel.
+  spatial = tuple(draw(st.integers(max(2, ki - lo - hi), 12)) for ki, (lo, hi) in zip(k, pads))
+  x = b.input("x", spatial + (c,), q)
   w, sw = I.quantize_weight(rng.normal(size=(cout, *k, c // groups)), b_w)
   out = _out(draw, mag * sw.mean() * 4) if kind != "add" else Quant(q.bits, q.signed, q.scale * 2)
   y = b.conv(kind, x, w, sw, w_bits=b_w, bias=rng.normal(size=cout) * mag if draw(st.booleans()) else None,

@@ -71,12 +71,14 @@ def predict(model: nn.Module, variables: dict[str, Any], split: dict[str, np.nda
 
 
 def fit(model: nn.Module, variables: dict[str, Any], train: dict[str, np.ndarray], val: dict[str, np.ndarray],
-        config: FitConfig, *, task: str, seed: int, desc: str = "train") -> FitResult:
+        config: FitConfig, *, task: str, seed: int, desc: str = "train",
+        tx: optax.GradientTransformation | None = None) -> FitResult:
   """Trains `variables` of `model` on `train` under the benchmark's protocol; returns the best on `val`.
 
-  Shuffling is seeded by (seed, epoch); dropout keys are `fold_in(key(seed), step)`.
+  Shuffling is seeded by (seed, epoch); dropout keys are `fold_in(key(seed), step)`. `tx` replaces the
+  protocol's Adam(`config.learning_rate`) (e.g. a separate optimizer for quantizer thresholds).
   """
-  tx = optax.adam(config.learning_rate)
+  tx = optax.adam(config.learning_rate) if tx is None else tx
   state = create_state(variables, tx)
   train_step = jax.jit(make_train_step(model, tx, task), donate_argnums=0)
   eval_step = jax.jit(make_eval_step(model, task))

@@ -92,11 +92,27 @@ static inline void dma_copy_2d(void *dst, const void *src, int32_t rows, int32_t
 #define L3_READ(dst, src, bytes) memcpy((dst), (src), (size_t)(bytes))
 #endif
 
+/* 3-D transfer: `planes` 2-D transfers, plane p at byte offset p * plane stride on each side. The cluster DMA
+ * has no third dimension, so the planes go one after another on `req` (each one is waited for before the
+ * next is issued); the caller waits for the last one. */
+#define DMA_3D(op, req, dst, src, planes, rows, row_bytes, dst_stride, src_stride, dst_plane, src_plane)   \
+  do {                                                                                                    \
+    int32_t p_;                                                                                           \
+    for (p_ = 0; p_ < (planes); p_++) {                                                                   \
+      if (p_ > 0) DMA_WAIT(req);                                                                          \
+      op(req, (uint8_t *)(dst) + (long)p_ * (dst_plane), (const uint8_t *)(src) + (long)p_ * (src_plane), \
+         rows, row_bytes, dst_stride, src_stride);                                                        \
+    }                                                                                                     \
+  } while (0)
+#define DMA_IN_3D(req, ...) DMA_3D(DMA_IN_2D, req, __VA_ARGS__)
+#define DMA_OUT_3D(req, ...) DMA_3D(DMA_OUT_2D, req, __VA_ARGS__)
+
 #endif
 """
 
 RUNTIME_C = r"""
-typedef struct { int32_t src, dst, rows, row_bytes, dst_stride, src_stride; } xfer_t;
+/* A DMA transfer of `planes` x `rows` rows of `row_bytes` bytes (strides in bytes; the L1 side is contiguous). */
+typedef struct { int32_t src, dst, planes, rows, row_bytes, dst_stride, src_stride, dst_plane, src_plane; } xfer_t;
 
 /* One tile: transfers and geometry (L1 offsets from the start of the tile area). */
 typedef struct {
@@ -166,8 +182,8 @@ static inline void issue_loads(const layer_t *L, const tile_t *t, dma_req_t *req
   int32_t i;
   for (i = 0; i < t->n_l3; i++) L3_READ(L2 + t->l3[i].dst, L->l3 + t->l3[i].src, t->l3[i].row_bytes);
   for (i = 0; i < t->n_in; i++)
-    DMA_IN_2D(&req[i], L1 + t->in[i].dst, L2 + t->in[i].src, t->in[i].rows, t->in[i].row_bytes, t->in[i].dst_stride,
-              t->in[i].src_stride);
+    DMA_IN_3D(&req[i], L1 + t->in[i].dst, L2 + t->in[i].src, t->in[i].planes, t->in[i].rows, t->in[i].row_bytes,
+              t->in[i].dst_stride, t->in[i].src_stride, t->in[i].dst_plane, t->in[i].src_plane);
 }
 
 static inline void wait_loads(const tile_t *t, dma_req_t *req) {
@@ -191,8 +207,8 @@ static inline void run_layer(const layer_t *L, const tile_t *t, int32_t n, int32
     if (L->kind == 0) tile_conv(L, &t[i]);
     else tile_add(L, &t[i]);
     if (pending) DMA_WAIT(&out_req);
-    DMA_OUT_2D(&out_req, L2 + t[i].out.dst, L1 + t[i].out.src, t[i].out.rows, t[i].out.row_bytes,
-               t[i].out.dst_stride, t[i].out.src_stride);
+    DMA_OUT_3D(&out_req, L2 + t[i].out.dst, L1 + t[i].out.src, t[i].out.planes, t[i].out.rows, t[i].out.row_bytes,
+               t[i].out.dst_stride, t[i].out.src_stride, t[i].out.dst_plane, t[i].out.src_plane);
     pending = 1;
   }
   if (pending) DMA_WAIT(&out_req);
@@ -257,12 +273,41 @@ def _blob(node: Node, out: TensorSpec) -> np.ndarray:
   return np.concatenate([w, prm])
 
 
-def _xfer(t) -> tuple[int, ...]:
-  """(src, dst, rows, row_bytes, dst_stride, src_stride) of a deploy transfer (L1 side contiguous)."""
-  to_l1 = t.dst == "L1"
-  stride = t.stride if t.rows > 1 else t.row_bytes
-  return (t.src_offset, t.dst_offset, t.rows, t.row_bytes, t.row_bytes if to_l1 else stride,
-          stride if to_l1 else t.row_bytes)
+def slice_geometry(full: tuple[int, int, int], origin: tuple[int, int, int], size: tuple[int, int, int],
+                   bits: int) -> tuple[int, int, int, int, int]:
+  """(planes, rows, row_bytes, row_stride, plane_stride) of the HWC tile `size` at `origin` cut from an L2
+  tensor of shape `full` (pixels padded to whole bytes); strides are the L2 side's, in bytes.
+
+  All channels of whole rows: one block; all channels, part of a row: one row per tile row; part of the
+  channels of whole rows (or of a single row): one row per pixel; part of the channels and part of the
+  rows: one plane per tile row, one row per pixel -- a 3-D slice (deploy's `dma.slice_geometry` describes
+  it as a single 2-D transfer with the pixel stride, which is wrong from the second tile row on).
+  """
+  (_, W, C), (h, w, c) = full, size
+  if origin[2] * bits % 8 or (c != C and c * bits % 8):
+    raise ValueError(f"channel tile {origin[2]}..{origin[2] + c} of {C} {bits}-bit channels does not start and end "
+                     f"on byte boundaries")
+  pix, full_pix = -(-c * bits // 8), -(-C * bits // 8)
+  if c == C and w == W:
+    return 1, 1, h * w * pix, h * w * pix, h * w * pix
+  if c == C:
+    return 1, h, w * pix, W * full_pix, h * W * full_pix
+  if w == W or h == 1:
+    return 1, h * w, pix, full_pix, h * W * full_pix
+  return h, w, pix, full_pix, W * full_pix
+
+
+def _xfer(t, geometry: tuple[int, int, int, int, int] | None = None) -> tuple[int, ...]:
+  """(src, dst, planes, rows, row_bytes, dst_stride, src_stride, dst_plane, src_plane) of a deploy transfer,
+  the L1 side contiguous; `geometry` (`slice_geometry`) overrides the transfer's own 2-D one."""
+  if geometry is None:
+    geometry = (1, t.rows, t.row_bytes, t.stride if t.rows > 1 else t.row_bytes, t.bytes)
+  planes, rows, row_bytes, stride, plane_stride = geometry
+  if planes * rows * row_bytes != t.bytes:
+    raise ValueError(f"{t.tensor} transfer of {t.bytes} B has geometry {planes} x {rows} x {row_bytes} B")
+  ext, loc = (stride, plane_stride), (row_bytes, rows * row_bytes)
+  (dst_stride, dst_plane), (src_stride, src_plane) = (loc, ext) if t.dst == "L1" else (ext, loc)
+  return (t.src_offset, t.dst_offset, planes, rows, row_bytes, dst_stride, src_stride, dst_plane, src_plane)
 
 
 def _c_struct(vals) -> str:
@@ -278,21 +323,25 @@ def _tile_table(p: str, lp, layer, platform: Platform, streamed: bool, region: i
   for t in tiles(layer, lp.l1):
     xs = tile_transfers(layer, lp.l1, t, platform, lp.l2_offsets)
     ins, l3, cursor = [], [], 0
-    roles = {}
+    slices = {"input": (layer.in_shape, t.in_origin, t.in_size, layer.bits_in),
+              "input2": (layer.in2_shape, t.in2_origin, t.in2_size, layer.bits_in2),
+              "output": (layer.out_shape, t.out_origin, t.out_size, layer.bits_out)}
     for x in xs:
+      geometry = slice_geometry(*slices[x.tensor]) if x.tensor in slices else None
       if x.dst == "L2":
-        out = _xfer(x)
+        out = _xfer(x, geometry)
+        n_xfers += geometry[0]
         continue
-      roles[x.tensor] = x.dst_offset
       if streamed and x.tensor in ("weights", "requant"):
-        l3.append((x.src_offset - base_w, base_w + cursor, 1, x.bytes, x.bytes, x.bytes))
+        l3.append((x.src_offset - base_w, base_w + cursor, 1, 1, x.bytes, x.bytes, x.bytes, x.bytes, x.bytes))
         x = dataclasses.replace(x, src_offset=base_w + cursor)
         cursor += x.bytes
         if cursor > region:
           raise ValueError(f"layer {layer.name!r}: weight tile + parameters ({cursor} B) exceed the L3 "
                            f"staging region ({region} B)")
-      ins.append(_xfer(x))
-    n_xfers += len(ins) + len(l3) + 1
+      ins.append(_xfer(x, geometry))
+      n_xfers += geometry[0] if geometry else 1
+    n_xfers += len(l3)
     l1 = lp.l1
     xin = l1.buffer(f"input[{t.in_slot}]").offset
     x2 = l1.buffer(f"input2[{t.in_slot}]").offset if layer.in2_shape is not None else 0
@@ -304,7 +353,7 @@ def _tile_table(p: str, lp, layer, platform: Platform, streamed: bool, region: i
     pl = t.in_origin[1] - (ox * layer.stride[1] - layer.padding[2])
     if layer.op in ("add", "linear"):
       pt = pl = 0
-    pad = [(0,) * 6] * 4
+    pad = [(0,) * 9] * 4
     rows.append((len(l3), len(ins), (l3 + pad)[:2], (ins + pad)[:4], out, xin, x2, w, prm, y,
                  *t.in_size, pt, pl, oh, ow, oc, oc0))
   body = ",\n  ".join(_c_struct(r) for r in rows)
