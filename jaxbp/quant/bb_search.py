@@ -1,0 +1,138 @@
+"""Bayesian-Bits mixed-precision search as a pure step, run for many λ at once by `jaxbp.train.engine`.
+
+Loss = task MSE + λ · E[BOPs] / BOPs(all 8 bit) (dimensionless, so λ is comparable across networks).
+Weights and quantizer ranges ("params") and gate logits ("gates") are trained jointly on the training
+batch (as in the Bayesian-Bits paper), each with its own Adam. λ and the PRNG key are per-candidate
+arguments, so one compiled step serves every λ.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxbp.cost import bits as cost_bits
+from jaxbp.data.batching import batches
+from jaxbp.quant.convert import twin_shapes
+from jaxbp.quant.readoff import bit_joints
+from jaxbp.quant.twin import QuantTwin
+from jaxbp.train.engine import Engine, EngineConfig
+from jaxbp.train.steps import mse, target_key
+
+
+@dataclasses.dataclass(frozen=True)
+class BBSearchConfig:
+  """Search hyper-parameters.
+
+  Attributes:
+    weight_lr: Adam learning rate of weights and quantizer ranges.
+    gate_lr: Adam learning rate of the gate logits.
+    epochs: passes over the training split.
+    batch_size: training batch size.
+  """
+
+  weight_lr: float = 1e-4
+  gate_lr: float = 0.05
+  epochs: int = 20
+  batch_size: int = 32
+
+
+@flax.struct.dataclass
+class BBState:
+  step: jax.Array
+  params: Any
+  gates: Any
+  opt_w: optax.OptState
+  opt_g: optax.OptState
+
+
+def _optimizers(config: BBSearchConfig):
+  return optax.adam(config.weight_lr), optax.adam(config.gate_lr)
+
+
+def init_state(variables: dict[str, Any], config: BBSearchConfig) -> BBState:
+  """Search state from twin variables ({"params", "gates"})."""
+  tx_w, tx_g = _optimizers(config)
+  params, gates = variables["params"], variables["gates"]
+  return BBState(jnp.zeros((), jnp.int32), params, gates, tx_w.init(params), tx_g.init(gates))
+
+
+def make_step(tw: QuantTwin, shapes: cost_bits.BitShapes, config: BBSearchConfig, task: str = "regression"
+              ) -> Callable[..., tuple[BBState, dict[str, jax.Array]]]:
+  """`step(state, batch, lam, key) -> (state, metrics)`; pure, not jitted."""
+  target = target_key(task)
+  tx_w, tx_g = _optimizers(config)
+  bops = cost_bits.bops()
+  ref = float(bops(cost_bits.one_hot_joints(shapes, {l.name: (max(l.in_bits), max(l.w_bits))
+                                                     for l in shapes.layers}), shapes))
+
+  def step(state: BBState, batch, lam: jax.Array, key: jax.Array):
+    kd, kg = jax.random.split(jax.random.fold_in(key, state.step))
+
+    def loss_fn(params, gates):
+      out = tw.apply({"params": params, "gates": gates}, batch["x"], train=True, rngs={"dropout": kd, "gates": kg})
+      task_loss = mse(out, batch[target])
+      rel = bops(bit_joints(tw, gates), shapes) / ref
+      return task_loss + lam * rel, (task_loss, rel)
+
+    (_, (task_loss, rel)), (gw, gg) = jax.value_and_grad(loss_fn, argnums=(0, 1), has_aux=True)(
+        state.params, state.gates)
+    uw, opt_w = tx_w.update(gw, state.opt_w, state.params)
+    ug, opt_g = tx_g.update(gg, state.opt_g, state.gates)
+    new = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, uw),
+                        gates=optax.apply_updates(state.gates, ug), opt_w=opt_w, opt_g=opt_g)
+    return new, {"mse": task_loss, "rel_bops": rel}
+
+  return step
+
+
+def search(tw: QuantTwin, variables: dict[str, Any], train: dict[str, np.ndarray], lambdas: tuple[float, ...],
+           shapes: cost_bits.BitShapes, config: BBSearchConfig, *, engine: EngineConfig = EngineConfig(),
+           seed: int = 0, task: str = "regression", progress: Callable[[dict[str, Any]], None] | None = None
+           ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+  """Searches one candidate per λ from the same start; returns (final variables per λ, history per epoch)."""
+  n = len(lambdas)
+  if len(train["x"]) < config.batch_size:
+    raise ValueError(f"training split has {len(train['x'])} windows, fewer than one batch of {config.batch_size}")
+  engine_ = Engine(make_step(tw, shapes, config, task), n, engine, n_shared=1)
+  state = init_state(variables, config)
+  stacked = jax.tree.map(lambda x: np.broadcast_to(np.asarray(x), (n,) + np.shape(x)).copy(), state)
+  groups = engine_.groups(stacked)
+  base = jax.random.key(seed)
+  keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(np.arange(n))
+  lams = np.asarray(lambdas, np.float32)
+  history = []
+  for epoch in range(config.epochs):
+    metrics = []
+    # Full batches only: one compiled step shape.
+    for batch in batches(train, config.batch_size, seed=seed * 100_003 + epoch, drop_remainder=True):
+      groups, m = engine_.step(groups, (batch,), (lams, keys))
+      metrics.append(m)
+    m = jax.device_get(jax.tree.map(lambda *xs: np.mean(np.stack(xs), axis=0), *metrics))
+    record = {"epoch": epoch + 1, **{k: np.asarray(v).tolist() for k, v in m.items()}}
+    history.append(record)
+    if progress is not None:
+      progress(record)
+  final = engine_.stacked(groups)
+  take = lambda tree, i: jax.tree.map(lambda x: x[i], tree)
+  return [{"params": take(final.params, i), "gates": take(final.gates, i)} for i in range(n)], history
+
+
+def start_variables(tw: QuantTwin, params: dict[str, Any], window: int) -> dict[str, Any]:
+  """Bayesian-Bits twin variables from (e.g. int8-QAT) twin params: the same params, gates at their init."""
+  shapes = twin_shapes(tw, window)
+  init = tw.policy.bayesian_bits.init_log_alpha
+  gates = {name: {"log_alpha": jnp.full(sub["log_alpha"].shape, init, jnp.float32)}
+           for name, sub in shapes.get("gates", {}).items()}
+  want = jax.tree.map(lambda s: s.shape, shapes["params"])
+  have = jax.tree.map(np.shape, params)
+  if want != have:
+    raise ValueError("start_variables: params do not match the twin's structure (a different config or policy?)")
+  return {"params": jax.tree.map(jnp.asarray, params), "gates": gates}
