@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from jaxbp import integerize as I
 from jaxbp.deploy import get_platform
-from jaxbp.deploy.tiler import check_tiles
+from jaxbp.deploy.tiler import check_tiles, tiles
 from jaxbp.export.c import tiled
 from jaxbp.export.c.to_deploy import to_network
 from jaxbp.integerize.builder import GraphBuilder, Quant
@@ -92,7 +92,7 @@ def _check(graph, platform, tmp_path, seed=0):
 
 
 @needs_gcc
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(graph=layer_graph(), tile_area=st.sampled_from([256, 600, 2_000, 36_700]), seed=st.integers(0, 99))
 def test_random_layer_bit_exact(graph, tile_area, seed, tmp_path_factory):
   p = _platform(tile_area)
@@ -104,6 +104,54 @@ def test_random_layer_bit_exact(graph, tile_area, seed, tmp_path_factory):
   for lp in plan.layers:
     check_tiles(lp.layer, lp.l1)
   _check(graph, p, tmp_path_factory.mktemp("tiled"), seed)
+
+
+def test_slice_geometry_cuts_hwc_tiles_in_whole_bytes():
+  full = (4, 6, 16)  # 2-bit: 4 B per pixel, 24 B per row.
+  assert tiled.slice_geometry(full, (1, 0, 0), (2, 6, 16), 2) == (1, 1, 48, 48, 48)
+  assert tiled.slice_geometry(full, (1, 2, 0), (2, 3, 16), 2) == (1, 2, 12, 24, 48)
+  assert tiled.slice_geometry(full, (1, 0, 4), (2, 6, 8), 2) == (1, 12, 2, 4, 48)
+  assert tiled.slice_geometry(full, (1, 2, 4), (1, 3, 8), 2) == (1, 3, 2, 4, 24)
+  # Part of the channels of part of several rows: one plane per row (a single pixel-strided 2-D transfer
+  # would run into the next pixels of the first row).
+  assert tiled.slice_geometry(full, (1, 2, 4), (3, 3, 8), 2) == (3, 3, 2, 4, 24)
+  with pytest.raises(ValueError, match="byte boundaries"):
+    tiled.slice_geometry(full, (0, 0, 2), (1, 6, 4), 2)
+
+
+def _depthwise_2bit():
+  """Regression (2-bit depthwise mismatch): shrunk from the property test. On a 256 B tile area the input
+  tiles (3, 3, 4) of the (3, 4, 12) input cut channels, columns and rows at once -- a 3-D slice."""
+  rng = np.random.default_rng(0)
+  b = GraphBuilder()
+  x = b.input("x", (3, 4, 12), Quant(2, False, 1.0))
+  w, sw = I.quantize_weight(rng.normal(size=(12, 2, 3, 1)), 2)
+  y = b.conv("dw", x, w, sw, w_bits=2, stride=(1, 2), padding="VALID", groups=12, out=Quant(2, False, 3.0))
+  return b.build([y])
+
+
+@needs_gcc
+def test_2bit_depthwise_3d_input_tiles(tmp_path):
+  graph, p = _depthwise_2bit(), _platform(256)
+  lp = tiled.plan_for(graph, p).layers[0]
+  _, w, c = lp.layer.in_shape
+  assert any(1 < t.in_size[0] and t.in_size[1] < w and t.in_size[2] < c for t in tiles(lp.layer, lp.l1))
+  _check(graph, p, tmp_path)
+
+
+@needs_gcc
+def test_add_with_2bit_residual_tiles_channels_in_whole_bytes(tmp_path):
+  """Regression: the channel granule of an add ignored its second input (8-bit x + 2-bit residual -> tiles
+  of 3 or 6 channels, part of a byte into the packed residual pixels)."""
+  rng = np.random.default_rng(0)
+  b = GraphBuilder()
+  x = b.input("x", (3, 5, 12), Quant(8, False, 0.1))
+  w, sw = I.quantize_weight(rng.normal(size=(12, 1, 1, 12)), 8)
+  r = b.conv("pw", x, w, sw, w_bits=8, out=Quant(2, False, 0.2))
+  graph = b.build([b.add("add", x, r, Quant(8, False, 0.3))])
+  p = _platform(240)  # the old granule gave tiles of 3 channels here.
+  assert tiled.plan_for(graph, p).layers[1].l1.tile[2] % 4 == 0
+  _check(graph, p, tmp_path)
 
 
 def _chain(rng, b_w=8):

@@ -110,7 +110,11 @@ def _prefs(layer: Layer, p: Platform) -> tuple[int, int, int]:
 
 
 def _granule(layer: Layer) -> int:
-  bits = [layer.bits_out] + ([layer.bits_in] if input_channels_follow(layer) else [])
+  """Channel-tile granule: every tensor whose channels a tile cuts (the output; the inputs, the second one
+  included, when they follow the output channels) is cut on whole bytes."""
+  bits = [layer.bits_out]
+  if input_channels_follow(layer):
+    bits += [layer.bits_in] + ([layer.bits_in2] if layer.in2_shape is not None else [])
   return max(8 // b for b in bits)
 
 

@@ -44,13 +44,16 @@ class CExport:
   activation_bytes: int
 
 
-def _ident(prefix: str) -> str:
+def ident(prefix: str) -> str:
+  """`prefix` itself if it is a C identifier; raises ValueError otherwise."""
   if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", prefix):
     raise ValueError(f"prefix {prefix!r} is not a C identifier")
   return prefix
 
 
-def _array(ctype: str, name: str, values: np.ndarray, per_line: int = 16) -> str:
+def array(ctype: str, name: str, values: np.ndarray, per_line: int = 16) -> str:
+  """A `static const ctype name[n] = {...};` definition of the flattened integer `values` (INT32_MIN written
+  so that it is an int32 constant expression; an empty array gets one 0)."""
   vals = [str(int(v)) if int(v) != -(1 << 31) else "(-2147483647 - 1)" for v in np.asarray(values).ravel()]
   lines = [", ".join(vals[i:i + per_line]) for i in range(0, len(vals), per_line)] or ["0"]
   body = ",\n  ".join(lines)
@@ -63,14 +66,15 @@ def _spatial(spec: TensorSpec) -> tuple[int, int]:
   return (1, s[0]) if len(s) == 1 else (s[0], s[1]) if len(s) == 2 else (1, 1)
 
 
-def _c_comment(s: str) -> str:
+def c_comment(s: str) -> str:
+  """`s` made safe inside a C block comment."""
   return s.replace("*/", "* /")
 
 
 def emit(graph: Graph, directory: str | pathlib.Path, *, prefix: str = "net") -> CExport:
   """Writes kernels.h/.c, network.h/.c, main.c and a Makefile for `graph` into `directory`."""
   check_exportable(graph)
-  prefix = _ident(prefix)
+  prefix = ident(prefix)
   directory = pathlib.Path(directory)
   directory.mkdir(parents=True, exist_ok=True)
   tname = {name: f"t{i}" for i, name in enumerate(graph.tensors)}
@@ -80,11 +84,11 @@ def emit(graph: Graph, directory: str | pathlib.Path, *, prefix: str = "net") ->
   for name, spec in graph.tensors.items():
     n = int(np.prod(spec.shape))
     if spec.bits == ACC_BITS:
-      decls.append(f"static int32_t {tname[name]}[{n}]; /* {_c_comment(name)}: int32 {spec.shape} */")
+      decls.append(f"static int32_t {tname[name]}[{n}]; /* {c_comment(name)}: int32 {spec.shape} */")
       act_bytes += 4 * n
     else:
       size = packed_size(n, spec.bits)
-      decls.append(f"static uint8_t {tname[name]}[{size}]; /* {_c_comment(name)}: {spec.bits}-bit "
+      decls.append(f"static uint8_t {tname[name]}[{size}]; /* {c_comment(name)}: {spec.bits}-bit "
                    f"{'signed' if spec.signed else 'unsigned'} {spec.shape} */")
       act_bytes += size
 
@@ -96,20 +100,20 @@ def emit(graph: Graph, directory: str | pathlib.Path, *, prefix: str = "net") ->
   in_off = 0
   for name in graph.inputs:
     n = int(np.prod(graph.tensors[name].shape))
-    body.append(f"  q_pack(input + {in_off}, {n}, {qt(name, False)}); /* input {_c_comment(name)} */")
+    body.append(f"  q_pack(input + {in_off}, {n}, {qt(name, False)}); /* input {c_comment(name)} */")
     in_off += n
 
   for i, node in enumerate(graph.nodes):
     p = f"n{i}"
     out = graph.tensors[node.output]
     ins = [graph.tensors[t] for t in node.inputs]
-    body.append(f"  /* {_c_comment(node.name)}: {node.op} */")
+    body.append(f"  /* {c_comment(node.name)}: {node.op} */")
     rq = "NULL"
     if node.op not in ("maxpool", "pad_channels", "lut", "add"):
       if has_requant(node, out):
         for field in ("k", "lam"):
           if field in node.arrays:
-            params.append(_array("int32_t", f"{p}_{field}", node.arrays[field]))
+            params.append(array("int32_t", f"{p}_{field}", node.arrays[field]))
             w_bytes += 4 * node.arrays[field].size
         k = f"{p}_k" if "k" in node.arrays else "NULL"
         lam = f"{p}_lam" if "lam" in node.arrays else "NULL"
@@ -118,7 +122,7 @@ def emit(graph: Graph, directory: str | pathlib.Path, *, prefix: str = "net") ->
       else:
         params.append(f"static const requant_t {p}_rq = {{NULL, NULL, 0, 0, 0, 0}};\n")
       rq = f"&{p}_rq"
-    body.append("  " + _call(node, p, ins, out, qt, rq, params) + ";")
+    body.append("  " + call(node, p, ins, out, qt, rq, params) + ";")
     for field in ("weight", "bias", "table"):
       if field in node.arrays:
         a = node.arrays[field]
@@ -127,7 +131,7 @@ def emit(graph: Graph, directory: str | pathlib.Path, *, prefix: str = "net") ->
   out_off, slices = 0, {}
   for name in graph.outputs:
     n = int(np.prod(graph.tensors[name].shape))
-    body.append(f"  q_unpack({qt(name)}, {n}, output + {out_off}); /* output {_c_comment(name)} */")
+    body.append(f"  q_unpack({qt(name)}, {n}, output + {out_off}); /* output {c_comment(name)} */")
     slices[name] = (out_off, graph.tensors[name].shape)
     out_off += n
 
@@ -151,16 +155,20 @@ def emit(graph: Graph, directory: str | pathlib.Path, *, prefix: str = "net") ->
   return CExport(directory, tuple(files), in_off, out_off, slices, w_bytes, act_bytes)
 
 
-def _call(node: Node, p: str, ins: list[TensorSpec], out: TensorSpec, qt, rq: str, params: list[str]) -> str:
-  """The kernel call of one node (appends its const parameter arrays to `params`)."""
+def call(node: Node, p: str, ins: list[TensorSpec], out: TensorSpec, qt, rq: str, params: list[str]) -> str:
+  """The reference-kernel call of one node, as C code without the `;`.
+
+  `p` prefixes the node's const arrays (appended to `params`); `qt(name, const=True)` writes the
+  (c)qtensor_t of a tensor; `rq` is the C expression of its `requant_t *` (or "NULL").
+  """
   x, y = node.inputs[0], node.output
   op = node.op
   if op in ("conv", "linear"):
     w = node.arrays["weight"]
-    params.append(_array("uint8_t", f"{p}_w", pack(w, node.attrs["w_bits"])))
+    params.append(array("uint8_t", f"{p}_w", pack(w, node.attrs["w_bits"])))
     bias = "NULL"
     if "bias" in node.arrays:
-      params.append(_array("int32_t", f"{p}_b", node.arrays["bias"]))
+      params.append(array("int32_t", f"{p}_b", node.arrays["bias"]))
       bias = f"{p}_b"
     wt = f"(cqtensor_t){{{p}_w, {node.attrs['w_bits']}, 1}}"
     if op == "linear":
@@ -200,6 +208,6 @@ def _call(node: Node, p: str, ins: list[TensorSpec], out: TensorSpec, qt, rq: st
     return (f"k_pad_channels({qt(x)}, {n_pos}, {ins[0].channels}, {node.attrs['front']}, {node.attrs['back']}, "
             f"{qt(y, False)})")
   if op == "lut":
-    params.append(_array("int32_t", f"{p}_table", node.arrays["table"]))
+    params.append(array("int32_t", f"{p}_table", node.arrays["table"]))
     return f"k_lut({qt(x)}, {int(np.prod(out.shape))}, {ins[0].range[0]}, {p}_table, {qt(y, False)})"
   raise ValueError(f"layer {node.name!r}: no C kernel for op {op!r}")

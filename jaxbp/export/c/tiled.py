@@ -15,7 +15,8 @@ followed by int32 (k, lambda, bias) per channel -- the plan is made with `requan
 `dma.h` selects the backend: with `JAXBP_TARGET_PULP` the DMA macros map to the PMSIS cluster DMA
 (`pi_cl_dma_cmd` / `pi_cl_dma_cmd_2d` / `pi_cl_dma_wait`, the mchan driver) and L3 reads to `pi_ram_read`
 (not compiled here: no SDK); on the host they are memcpy, so the tiled program runs and is checked bit for
-bit against the integer interpreter.
+bit against the integer interpreter. Activation tiles are moved with the geometry of `slice_geometry`: a
+tile that cuts channels, columns and more than one row is a 3-D slice, one 2-D transfer per tile row.
 
 Tiled: conv, pointwise, depthwise and linear layers with a requantized output, residual adds.
 Untiled fallback (the reference kernel called on the L2 tensors): pools (max/avg/global), affine, lut,
@@ -37,7 +38,7 @@ from jaxbp.deploy import NetworkPlan, Platform, plan_network, tiles
 from jaxbp.deploy.layers import NETWORK_INPUT
 from jaxbp.deploy.tiler import tile_transfers
 from jaxbp.export.c import kernels
-from jaxbp.export.c.emit import CExport, _array, _c_comment, _call, _ident
+from jaxbp.export.c.emit import CExport, array, c_comment, call, ident
 from jaxbp.export.c.host import build, flatten_inputs, run_exe, split_outputs
 from jaxbp.export.c.pack import pack
 from jaxbp.export.c.to_deploy import hwc, to_network, weight_rows
@@ -367,7 +368,7 @@ def emit_tiled(graph: Graph, platform: Platform, directory: str | pathlib.Path, 
   Raises ValueError when the plan does not fit (the reasons name the layers) or keeps activations in L3.
   """
   check_exportable(graph)
-  prefix = _ident(prefix)
+  prefix = ident(prefix)
   plan = plan_for(graph, platform)
   if not plan.fits:
     raise ValueError(f"graph does not fit platform {platform.name!r}: " + "; ".join(plan.reasons))
@@ -396,7 +397,7 @@ def emit_tiled(graph: Graph, platform: Platform, directory: str | pathlib.Path, 
   x0 = graph.inputs[0]
   xs = graph.tensors[x0]
   body.append(f"  pix_pack(input, {npix(xs)}, {xs.channels}, {xs.bits}, {l2_ptr(x0)}); /* input "
-              f"{_c_comment(x0)} */")
+              f"{c_comment(x0)} */")
   out_off, slices = {}, {}
   off = 0
   for name in graph.outputs:
@@ -407,7 +408,7 @@ def emit_tiled(graph: Graph, platform: Platform, directory: str | pathlib.Path, 
   def emit_output(tensor: str) -> None:
     s = graph.tensors[tensor]
     body.append(f"  pix_unpack({l2_ptr(tensor)}, {npix(s)}, {s.channels}, {s.bits}, {int(s.signed)}, "
-                f"output + {out_off[tensor]}); /* output {_c_comment(tensor)} */")
+                f"output + {out_off[tensor]}); /* output {c_comment(tensor)} */")
 
   if x0 in out_off:
     emit_output(x0)
@@ -417,16 +418,16 @@ def emit_tiled(graph: Graph, platform: Platform, directory: str | pathlib.Path, 
     layer = lp.layer
     out = graph.tensors[node.output]
     ins = [graph.tensors[t] for t in node.inputs]
-    body.append(f"  /* {_c_comment(node.name)}: {node.op} ({layer.op}{'/' + layer.mode if layer.mode else ''}) */")
+    body.append(f"  /* {c_comment(node.name)}: {node.op} ({layer.op}{'/' + layer.mode if layer.mode else ''}) */")
     if _is_tiled(node, graph):
       tiled.append(node.name)
       streamed = node.name in mem.weights_l3
       region = mem.buffer("weight_stream").bytes if streamed else 0
       if layer.weighted:
         blob = _blob(node, out)
-        consts.append(_array("uint8_t", f"{p}_blob", blob))
+        consts.append(array("uint8_t", f"{p}_blob", blob))
         if not streamed:
-          init.append(f"  L3_READ(L2 + {lp.l2_offsets['weights']}, {p}_blob, {blob.size}); /* {_c_comment(node.name)} */")
+          init.append(f"  L3_READ(L2 + {lp.l2_offsets['weights']}, {p}_blob, {blob.size}); /* {c_comment(node.name)} */")
       table, nt, nx = _tile_table(p, lp, layer, p_, streamed, region)
       consts.append(table)
       n_tiles, n_xfers = n_tiles + nt, n_xfers + nx
@@ -477,7 +478,7 @@ def emit_tiled(graph: Graph, platform: Platform, directory: str | pathlib.Path, 
         if has_requant(node, out):
           for field in ("k", "lam"):
             if field in node.arrays:
-              consts.append(_array("int32_t", f"{p}_{field}", node.arrays[field]))
+              consts.append(array("int32_t", f"{p}_{field}", node.arrays[field]))
           k = f"{p}_k" if "k" in node.arrays else "NULL"
           lam = f"{p}_lam" if "lam" in node.arrays else "NULL"
           lo, hi = out.range
@@ -485,11 +486,11 @@ def emit_tiled(graph: Graph, platform: Platform, directory: str | pathlib.Path, 
         else:
           consts.append(f"static const requant_t {p}_rq = {{NULL, NULL, 0, 0, 0, 0}};\n")
         rq = f"&{p}_rq"
-      body.append("  " + _call(node, p, ins, out, qt, rq, consts) + ";")
+      body.append("  " + call(node, p, ins, out, qt, rq, consts) + ";")
       if refs[node.output][0].startswith("s_out"):
         body.append(f"  pix_pack(s_out, {npix(out)}, {out.channels}, {out.bits}, {l2_ptr(node.output)});")
       if any(r[0].startswith("s_") for r in refs.values()):
-        body.insert(-1, "#ifdef JAXBP_TARGET_PULP\n#error \"layer " + _c_comment(node.name).replace('"', "'")
+        body.insert(-1, "#ifdef JAXBP_TARGET_PULP\n#error \"layer " + c_comment(node.name).replace('"', "'")
                     + ": sub-byte pixels of an untiled layer are staged through host int32 arrays\"\n#endif")
     if node.output in out_off:
       s = out
