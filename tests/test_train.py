@@ -21,12 +21,18 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = TINY_RESNET
 
 
-def test_fit_validates_and_restores_best(tiny_synthetic):
+@pytest.fixture
+def tiny_setup(tiny_synthetic):
+  """(split, model, variables) of rotation 0 of the tiny synthetic dataset."""
   _, folds = tiny_synthetic
   spec = get_spec("synthetic")
-  split = make_rotation(folds, spec, 0, Scalers.fit(folds))
   model = models.build(TINY)
-  v = models.init_variables(model, jax.random.key(0), spec.window)
+  return (make_rotation(folds, spec, 0, Scalers.fit(folds)), model,
+          models.init_variables(model, jax.random.key(0), spec.window))
+
+
+def test_fit_validates_and_restores_best(tiny_setup):
+  split, model, v = tiny_setup
   cfg = FitConfig(max_epochs=5, val_every=2, patience=1, batch_size=16, progress=False)
   res = fit(model, v, split["train"], split["val"], cfg, task="regression", seed=0)
   vals = [h["val_mse"] for h in res.history if "val_mse" in h]
@@ -40,12 +46,8 @@ def test_fit_validates_and_restores_best(tiny_synthetic):
   assert res2.best_val_mse == pytest.approx(res.best_val_mse, rel=1e-6)
 
 
-def test_fit_with_batch_norm_recalibration_returns_recalibrated_stats(tiny_synthetic):
-  _, folds = tiny_synthetic
-  spec = get_spec("synthetic")
-  split = make_rotation(folds, spec, 0, Scalers.fit(folds))
-  model = models.build(TINY)
-  v = models.init_variables(model, jax.random.key(0), spec.window)
+def test_fit_with_batch_norm_recalibration_returns_recalibrated_stats(tiny_setup):
+  split, model, v = tiny_setup
   cfg = FitConfig(max_epochs=2, val_every=2, patience=1, batch_size=16, progress=False, recalibrate_bn=True)
   res = fit(model, v, split["train"], split["val"], cfg, task="regression", seed=0)
   again = recalibrate_batch_stats(model, res.variables, split["train"], batch_size=16)

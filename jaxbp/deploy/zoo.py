@@ -200,28 +200,16 @@ def unet1d(config: UNet1dConfig, window: int, name: str = "unet1d") -> Network:
     (_, l1, c1), (_, l2, c2) = b.shapes[x], b.shapes[skip]
     return b.add(name, "elementwise", x, (1, min(l1, l2), c1 + c2), src2=skip, mode="concat")
 
-  x = slot_layers(b, "conv_first", specs["conv_first"], ops["conv_first"], NETWORK_INPUT)
-  for j in range(config.layers[0] - 1):
-    x = modern(f"enc0/conv{j}", x)
-  skips = [x]
-  x = modern("enc0/down", x)
-  for lvl, n in enumerate(config.layers[1:-1], start=1):
-    for j in range(n - 1):
-      x = modern(f"enc{lvl}/conv{j}", x)
-    skips.append(x)
-    x = modern(f"enc{lvl}/down", x)
-  for j in range(max(config.layers[-1] - 1, 1)):
-    x = modern(f"bottom/conv{j}", x)
-  x = modern("bottom/up", x, upsample=True)
-  for lvl in reversed(range(1, len(config.layers) - 1)):
-    x = join(x, skips[lvl], f"dec{lvl}/concat")
-    for j in range(config.layers[lvl] - 1):
-      x = modern(f"dec{lvl}/conv{j}", x)
-    x = modern(f"dec{lvl}/up", x, upsample=True)
-  x = join(x, skips[0], "dec0/concat")
-  x = modern("dec0/conv0", x)
-  x = modern("dec0/conv1", x)
-  slot_layers(b, "conv_final", specs["conv_final"], ops["conv_final"], x)
+  x, skips = NETWORK_INPUT, []
+  for step in config.steps():
+    if step.kind == "slot":
+      x = slot_layers(b, step.name, specs[step.name], ops[step.name], x)
+    elif step.kind == "modern":
+      x = modern(step.name, x, step.upsample)
+    elif step.kind == "save":
+      skips.append(x)
+    else:
+      x = join(x, skips[step.skip], step.name)
   return b.network(name)
 
 

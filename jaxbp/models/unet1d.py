@@ -63,6 +63,40 @@ class UNet1dConfig:
     specs["conv_final"] = SlotSpec(c, 1, self.edge_kernel, 1, 1, True, self.edge_kernel // 2)
     return specs
 
+  def steps(self) -> tuple["UNetStep", ...]:
+    """The forward pass as an ordered program; the network, its quantized graph and its deployment graph
+    all walk this one description."""
+    out = [UNetStep("slot", "conv_first")]
+    out += [UNetStep("modern", f"enc0/conv{j}") for j in range(self.layers[0] - 1)]
+    out += [UNetStep("save"), UNetStep("modern", "enc0/down")]
+    for lvl, n in enumerate(self.layers[1:-1], start=1):
+      out += [UNetStep("modern", f"enc{lvl}/conv{j}") for j in range(n - 1)]
+      out += [UNetStep("save"), UNetStep("modern", f"enc{lvl}/down")]
+    out += [UNetStep("modern", f"bottom/conv{j}") for j in range(max(self.layers[-1] - 1, 1))]
+    out.append(UNetStep("modern", "bottom/up", upsample=True))
+    for lvl in reversed(range(1, len(self.layers) - 1)):
+      out.append(UNetStep("join", f"dec{lvl}/concat", skip=lvl))
+      out += [UNetStep("modern", f"dec{lvl}/conv{j}") for j in range(self.layers[lvl] - 1)]
+      out.append(UNetStep("modern", f"dec{lvl}/up", upsample=True))
+    out += [UNetStep("join", "dec0/concat", skip=0), UNetStep("modern", "dec0/conv0"),
+            UNetStep("modern", "dec0/conv1"), UNetStep("slot", "conv_final")]
+    return tuple(out)
+
+
+@dataclasses.dataclass(frozen=True)
+class UNetStep:
+  """One step of UNet1d's forward pass.
+
+  kind: "slot" (a plain conv slot `name`), "modern" (norm + PReLU [+ ×2 upsample first] + conv slot `name`),
+    "save" (keep the current tensor as the next skip connection), "join" (centre-crop the current tensor and
+    skip number `skip` to the shorter length and concatenate channels: [current, skip]; `name` names the join).
+  """
+
+  kind: str
+  name: str = ""
+  upsample: bool = False
+  skip: int = -1
+
 
 class ModernConv(nn.Module):
   """Pre-activation conv: InstanceNorm(affine) -> PReLU -> slot conv (no bias). Optional x2 upsampling first."""
@@ -101,25 +135,14 @@ class UNet1d(nn.Module):
       n = min(h.shape[1], skip.shape[1])
       return jnp.concatenate([center_crop(h, n), center_crop(skip, n)], axis=-1)
 
-    x = self.slot(specs["conv_first"], ops["conv_first"], "conv_first")(x)
-    for j in range(cfg.layers[0] - 1):
-      x = modern(f"enc0/conv{j}", x)
-    skips = [x]
-    x = modern("enc0/down", x)
-    for lvl, n in enumerate(cfg.layers[1:-1], start=1):
-      for j in range(n - 1):
-        x = modern(f"enc{lvl}/conv{j}", x)
-      skips.append(x)
-      x = modern(f"enc{lvl}/down", x)
-    for j in range(max(cfg.layers[-1] - 1, 1)):
-      x = modern(f"bottom/conv{j}", x)
-    x = modern("bottom/up", x, upsample=True)
-    for lvl in reversed(range(1, len(cfg.layers) - 1)):
-      x = join(x, skips[lvl])
-      for j in range(cfg.layers[lvl] - 1):
-        x = modern(f"dec{lvl}/conv{j}", x)
-      x = modern(f"dec{lvl}/up", x, upsample=True)
-    x = join(x, skips[0])
-    x = modern("dec0/conv0", x)
-    x = modern("dec0/conv1", x)
-    return self.slot(specs["conv_final"], ops["conv_final"], "conv_final")(x)
+    skips = []
+    for step in cfg.steps():
+      if step.kind == "slot":
+        x = self.slot(specs[step.name], ops[step.name], step.name)(x)
+      elif step.kind == "modern":
+        x = modern(step.name, x, step.upsample)
+      elif step.kind == "save":
+        skips.append(x)
+      else:
+        x = join(x, skips[step.skip])
+    return x

@@ -34,28 +34,18 @@ def unet1d_graph(cfg: UNet1dConfig) -> QGraph:
     return b.add(Node(name, "concat", (h, skip), SIGNED))
 
   x = b.add(Node("input", "input", (), SIGNED))
-  x = b.slot("conv_first", specs["conv_first"], ops["conv_first"], x, src=("conv_first",), bn=(), act="none",
-             out=SIGNED)
-  for j in range(cfg.layers[0] - 1):
-    x = modern(f"enc0/conv{j}", x)
-  skips = [x]
-  x = modern("enc0/down", x)
-  for lvl, n in enumerate(cfg.layers[1:-1], start=1):
-    for j in range(n - 1):
-      x = modern(f"enc{lvl}/conv{j}", x)
-    skips.append(x)
-    x = modern(f"enc{lvl}/down", x)
-  for j in range(max(cfg.layers[-1] - 1, 1)):
-    x = modern(f"bottom/conv{j}", x)
-  x = modern("bottom/up", x, upsample=True)
-  for lvl in reversed(range(1, len(cfg.layers) - 1)):
-    x = join(f"dec{lvl}/concat", x, skips[lvl])
-    for j in range(cfg.layers[lvl] - 1):
-      x = modern(f"dec{lvl}/conv{j}", x)
-    x = modern(f"dec{lvl}/up", x, upsample=True)
-  x = join("dec0/concat", x, skips[0])
-  x = modern("dec0/conv0", x)
-  x = modern("dec0/conv1", x)
+  skips: list[str] = []
+  for step in cfg.steps():
+    if step.kind == "slot" and step.name == "conv_final":
+      break  # the output layer, below.
+    if step.kind == "slot":
+      x = b.slot(step.name, specs[step.name], ops[step.name], x, src=(step.name,), bn=(), act="none", out=SIGNED)
+    elif step.kind == "modern":
+      x = modern(step.name, x, step.upsample)
+    elif step.kind == "save":
+      skips.append(x)
+    else:
+      x = join(step.name, x, skips[step.skip])
   spec = specs["conv_final"]
   if ops["conv_final"] != "conv":
     x = b.slot("conv_final", spec, ops["conv_final"], x, src=("conv_final",), bn=(), act="none", out=SIGNED)
