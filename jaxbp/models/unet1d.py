@@ -63,7 +63,7 @@ class UNet1dConfig:
     specs["conv_final"] = SlotSpec(c, 1, self.edge_kernel, 1, 1, True, self.edge_kernel // 2)
     return specs
 
-  def steps(self) -> tuple["UNetStep", ...]:
+  def steps(self) -> tuple[UNetStep, ...]:
     """The forward pass as an ordered program; the network, its quantized graph and its deployment graph
     all walk this one description."""
     out = [UNetStep("slot", "conv_first")]

@@ -82,6 +82,6 @@ def recalibrate_batch_stats(model: nn.Module, variables: dict[str, Any], split: 
       return (nw - m * o) / (1.0 - m)
 
     stat = jax.tree_util.tree_map_with_path(recover, old, new)
-    total = jax.tree.map(lambda t, s: t + n * s, total, stat)
+    total = jax.tree.map(lambda t, s, n=n: t + n * s, total, stat)
     count += n
   return {**variables, "batch_stats": jax.tree.map(lambda t: t / count, total)}
