@@ -108,20 +108,9 @@ def emit(graph: Graph, directory: str | pathlib.Path, *, prefix: str = "net") ->
     out = graph.tensors[node.output]
     ins = [graph.tensors[t] for t in node.inputs]
     body.append(f"  /* {c_comment(node.name)}: {node.op} */")
-    rq = "NULL"
-    if node.op not in ("maxpool", "pad_channels", "lut", "add"):
-      if has_requant(node, out):
-        for field in ("k", "lam"):
-          if field in node.arrays:
-            params.append(array("int32_t", f"{p}_{field}", node.arrays[field]))
-            w_bytes += 4 * node.arrays[field].size
-        k = f"{p}_k" if "k" in node.arrays else "NULL"
-        lam = f"{p}_lam" if "lam" in node.arrays else "NULL"
-        lo, hi = out.range
-        params.append(f"static const requant_t {p}_rq = {{{k}, {lam}, {node.attrs['d']}, {lo}, {hi}, 1}};\n")
-      else:
-        params.append(f"static const requant_t {p}_rq = {{NULL, NULL, 0, 0, 0, 0}};\n")
-      rq = f"&{p}_rq"
+    rq, rq_params, rq_bytes = requant_constants(node, out, p)
+    params += rq_params
+    w_bytes += rq_bytes
     body.append("  " + call(node, p, ins, out, qt, rq, params) + ";")
     for field in ("weight", "bias", "table"):
       if field in node.arrays:
@@ -153,6 +142,22 @@ def emit(graph: Graph, directory: str | pathlib.Path, *, prefix: str = "net") ->
   for fname, text in files.items():
     (directory / fname).write_text(text)
   return CExport(directory, tuple(files), in_off, out_off, slices, w_bytes, act_bytes)
+
+
+def requant_constants(node: Node, out: TensorSpec, p: str) -> tuple[str, list[str], int]:
+  """The kernels' requant argument of a node: (C expression of its `requant_t *`, the constant definitions
+  it needs, bytes of its per-channel int32 k/λ arrays). NULL for ops without a requant argument."""
+  if node.op in ("maxpool", "pad_channels", "lut", "add"):
+    return "NULL", [], 0
+  if not has_requant(node, out):
+    return f"&{p}_rq", [f"static const requant_t {p}_rq = {{NULL, NULL, 0, 0, 0, 0}};\n"], 0
+  fields = [f for f in ("k", "lam") if f in node.arrays]
+  consts = [array("int32_t", f"{p}_{f}", node.arrays[f]) for f in fields]
+  k = f"{p}_k" if "k" in node.arrays else "NULL"
+  lam = f"{p}_lam" if "lam" in node.arrays else "NULL"
+  lo, hi = out.range
+  consts.append(f"static const requant_t {p}_rq = {{{k}, {lam}, {node.attrs['d']}, {lo}, {hi}, 1}};\n")
+  return f"&{p}_rq", consts, sum(4 * node.arrays[f].size for f in fields)
 
 
 def call(node: Node, p: str, ins: list[TensorSpec], out: TensorSpec, qt, rq: str, params: list[str]) -> str:

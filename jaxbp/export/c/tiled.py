@@ -38,13 +38,12 @@ from jaxbp.deploy import NetworkPlan, Platform, plan_network, tiles
 from jaxbp.deploy.layers import NETWORK_INPUT
 from jaxbp.deploy.tiler import tile_transfers
 from jaxbp.export.c import kernels
-from jaxbp.export.c.emit import CExport, array, c_comment, call, ident
+from jaxbp.export.c.emit import CExport, array, c_comment, call, ident, requant_constants
 from jaxbp.export.c.host import build, flatten_inputs, run_exe, split_outputs
 from jaxbp.export.c.pack import pack
 from jaxbp.export.c.to_deploy import hwc, to_network, weight_rows
 from jaxbp.export.constraints import check_exportable
 from jaxbp.integerize.graph import ACC_BITS, Graph, Node, TensorSpec
-from jaxbp.integerize.ops import has_requant
 
 PARAM_BYTES = 12  # int32 k, lambda, bias per output channel
 TILED_OPS = ("conv", "linear", "add")
@@ -473,19 +472,8 @@ def emit_tiled(graph: Graph, platform: Platform, directory: str | pathlib.Path, 
         ptr, bits, signed = refs[name]
         return f"({'cqtensor_t' if const else 'qtensor_t'}){{{ptr}, {bits}, {int(signed)}}}"
 
-      rq = "NULL"
-      if node.op not in ("maxpool", "pad_channels", "lut", "add"):
-        if has_requant(node, out):
-          for field in ("k", "lam"):
-            if field in node.arrays:
-              consts.append(array("int32_t", f"{p}_{field}", node.arrays[field]))
-          k = f"{p}_k" if "k" in node.arrays else "NULL"
-          lam = f"{p}_lam" if "lam" in node.arrays else "NULL"
-          lo, hi = out.range
-          consts.append(f"static const requant_t {p}_rq = {{{k}, {lam}, {node.attrs['d']}, {lo}, {hi}, 1}};\n")
-        else:
-          consts.append(f"static const requant_t {p}_rq = {{NULL, NULL, 0, 0, 0, 0}};\n")
-        rq = f"&{p}_rq"
+      rq, rq_consts, _ = requant_constants(node, out, p)
+      consts += rq_consts
       body.append("  " + call(node, p, ins, out, qt, rq, consts) + ";")
       if refs[node.output][0].startswith("s_out"):
         body.append(f"  pix_pack(s_out, {npix(out)}, {out.channels}, {out.bits}, {l2_ptr(node.output)});")
