@@ -10,9 +10,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from jaxbp.deploy.layers import Shape
 from jaxbp.deploy.platforms import Platform
-
-Shape = tuple[int, int, int]
 
 
 @dataclasses.dataclass(frozen=True)

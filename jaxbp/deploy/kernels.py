@@ -14,10 +14,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from jaxbp.deploy.layers import Layer
+from jaxbp.deploy.layers import Layer, Shape
 from jaxbp.deploy.platforms import Platform
-
-Shape = tuple[int, int, int]
 
 
 @dataclasses.dataclass(frozen=True)

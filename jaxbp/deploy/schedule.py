@@ -14,10 +14,9 @@ import math
 
 from jaxbp.deploy import dma
 from jaxbp.deploy.kernels import kernel_cycles, operand_format
-from jaxbp.deploy.layers import Layer, tensor_bytes
+from jaxbp.deploy.layers import Layer, Shape, tensor_bytes
 from jaxbp.deploy.platforms import Platform
 
-Shape = tuple[int, int, int]
 LOOP_ORDERS = ("channels_outer", "spatial_outer")
 
 

@@ -20,13 +20,11 @@ import math
 from collections.abc import Iterator
 
 from jaxbp.deploy import dma
-from jaxbp.deploy.layers import Layer, Network, tensor_bytes
+from jaxbp.deploy.layers import Layer, Network, Shape, tensor_bytes
 from jaxbp.deploy.memory import ALIGN, MemoryPlan, plan_memory
 from jaxbp.deploy.platforms import Platform
 from jaxbp.deploy.schedule import (L1Timing, L3Stream, footprint, grid, input_changes, input_channels_follow,
                                    input_span, l1_timing, param_tile_bytes, tile_classes, weight_tile_bytes)
-
-Shape = tuple[int, int, int]
 
 
 @dataclasses.dataclass(frozen=True)
