@@ -27,12 +27,24 @@ def plot_pareto(result: dict[str, Any], path: str | Path) -> Path:
                  label="seed", zorder=4)
     if result.get("naive"):
       ax.axhline(result["naive"][target], color="gray", ls="--", label="naive (train mean)")
+  return save_mae_panels(fig, axes, sc, result["dataset"], "parameters", path)
+
+
+def save_mae_panels(fig, axes, colored, dataset: str, xlabel: str, path: str | Path, *,
+                    minor_labels: bool = True) -> Path:
+  """Finishes a (SBP, DBP) pair of MAE panels (log x, labels, grid, λ colour bar, legend) and writes the PNG."""
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  import matplotlib.ticker  # pylint: disable=g-import-not-at-top
+
+  for ax, target in zip(axes, ("sbp", "dbp")):
     ax.set_xscale("log")
-    ax.set_xlabel("parameters")
+    if not minor_labels:
+      ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(f"MAE {target.upper()} [mmHg]")
-    ax.set_title(f"{result['dataset']}: {target.upper()}")
+    ax.set_title(f"{dataset}: {target.upper()}")
     ax.grid(alpha=0.3)
-  fig.colorbar(sc, ax=axes, label="λ")
+  fig.colorbar(colored, ax=axes, label="λ")
   axes[0].legend(fontsize=8)
   path = Path(path)
   fig.savefig(path, dpi=120)

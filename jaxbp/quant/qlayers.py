@@ -95,16 +95,22 @@ class ActQuant(nn.Module):
       self.sow("calibration", "range", jnp.percentile(jnp.abs(x), CALIBRATION_PERCENTILE),
                reduce_fn=lambda _, v: v, init_fn=lambda: jnp.zeros(()))
       return x, jnp.ones((), x.dtype)
-    if z is None:
-      y, s = quant(bits)
-      _record(self, "bits", jnp.int32(bits))
-    else:
-      cfg = pol.bayesian_bits
-      ys, ss = zip(*[quant(b) for b in cfg.bits])
-      y, s = bb.residual_quantize(ys, z, cfg), bb.effective_scale(ss, z, cfg)
-      _record(self, "bits", bb.bits_from_gates(z, cfg))
+    y, s, b = _fixed_or_gated(quant, bits, z, pol.bayesian_bits)
+    _record(self, "bits", b)
     _record(self, "scale", s)
     return y, s
+
+
+def _fixed_or_gated(quant, bits: int, z: jax.Array | None, cfg) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """(quantized tensor, quantum, bit width) at fixed `bits` (z None) or Bayesian-Bits gated by `z`.
+
+  `quant(b) -> (tensor, quantum)` quantizes at b bits; gated, the tensor is the residual sum over `cfg.bits`.
+  """
+  if z is None:
+    y, s = quant(bits)
+    return y, s, jnp.int32(bits)
+  ys, ss = zip(*[quant(b) for b in cfg.bits])
+  return bb.residual_quantize(ys, z, cfg), bb.effective_scale(ss, z, cfg), bb.bits_from_gates(z, cfg)
 
 
 def _weight_scale_vector(scale: jax.Array, cout: int) -> jax.Array:
@@ -128,14 +134,8 @@ class QNode(nn.Module):
     quant = lambda b: (qz.minmax_quantize(kernel, b, channel_axis=axis, rounding=pol.rounding),
                        _weight_scale_vector(jax.lax.stop_gradient(
                            qz.minmax_scale(kernel, b, channel_axis=axis, rounding=pol.rounding)[0]), cout))
-    if z is None:
-      w, s = quant(pol.weight_bits)
-      _record(self, "w_bits", jnp.int32(pol.weight_bits))
-    else:
-      cfg = pol.bayesian_bits
-      ws, ss = zip(*[quant(b) for b in cfg.bits])
-      w, s = bb.residual_quantize(ws, z, cfg), bb.effective_scale(ss, z, cfg)
-      _record(self, "w_bits", bb.bits_from_gates(z, cfg))
+    w, s, b = _fixed_or_gated(quant, pol.weight_bits, z, pol.bayesian_bits)
+    _record(self, "w_bits", b)
     _record(self, "w_q", w)
     _record(self, "w_scale", s)
     return w, s
