@@ -50,6 +50,11 @@ def test_supernet_over_a_subset_of_ops():
   shapes = sn.supernet_shapes(cfg, 262, ops=("conv", "dw"))
   assert all(layer.ops == ("conv", "dw") for layer in shapes.layers)
   assert search.SearchConfig().ops == ("conv", "dw", "id")
+  with pytest.raises(ValueError, match="layer 'stem_conv': none of the choice ops"):
+    sn.supernet_shapes(cfg, 262, ops=("id",))
+  for bad in (("conv", "pool"), ("dw", "dw"), ()):
+    with pytest.raises(ValueError, match="expected distinct ops"):
+      sn.supernet(cfg, ops=bad)
 
 
 @pytest.mark.parametrize("model,dataset,window", [("resnet1d", "ppgbp", 262), ("unet1d", "uci", 625)])

@@ -17,7 +17,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxbp.models.layers import OP_MODULES, SlotSpec
+from jaxbp.models.layers import OP_MODULES, OPS, SlotSpec
 
 MODES = ("soft", "gumbel", "hard", "hard_gumbel")
 
@@ -71,10 +71,16 @@ def choice_slot(mode: str = "soft", ops: tuple[str, ...] = ("conv", "dw", "id"))
   """A slot factory (see `jaxbp.models.layers`) that builds a ChoiceConv over `ops` allowed by each slot."""
   if mode not in MODES:
     raise ValueError(f"unknown choice mode {mode!r}; expected one of {MODES}")
+  unknown = [o for o in ops if o not in OPS]
+  if unknown or not ops or len(set(ops)) != len(ops):
+    raise ValueError(f"choice ops {tuple(ops)!r}: expected distinct ops from {OPS}")
   return functools.partial(_make_choice, mode=mode, ops=tuple(ops))
 
 
 def _make_choice(spec: SlotSpec, op: str, name: str, *, mode: str, ops: tuple[str, ...]) -> nn.Module:
   del op  # the seed's op is one of the alternatives.
   allowed = tuple(o for o in ops if o in spec.allowed_ops())
+  if not allowed:
+    raise ValueError(f"layer {name!r}: none of the choice ops {ops} fits this slot (it allows "
+                     f"{spec.allowed_ops()}: identity needs equal in/out channels and stride 1)")
   return ChoiceConv(spec, allowed, mode, name=name)

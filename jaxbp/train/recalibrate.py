@@ -31,8 +31,10 @@ def without_dropout(model: nn.Module) -> nn.Module:
   return model.clone(config=dataclasses.replace(config, dropout=0.0))
 
 
-def _momenta(model: nn.Module, variables: dict[str, Any], x: jax.Array) -> dict[tuple[str, ...], float]:
-  """Momentum of every BatchNorm module, by its path in the "batch_stats" collection."""
+@functools.lru_cache(maxsize=32)
+def _momenta(model: nn.Module, x_shape: tuple[int, ...]) -> dict[tuple[str, ...], float]:
+  """Momentum of every BatchNorm module, by its path in the "batch_stats" collection (traced once per
+  model and input shape)."""
   found: dict[tuple[str, ...], float] = {}
 
   def interceptor(next_fun, args, kwargs, context):
@@ -40,8 +42,12 @@ def _momenta(model: nn.Module, variables: dict[str, Any], x: jax.Array) -> dict[
       found[tuple(context.module.path)] = float(context.module.momentum)
     return next_fun(*args, **kwargs)
 
+  def init(x):
+    rngs = {"params": jax.random.key(0), "dropout": jax.random.key(0)}
+    return model.init(rngs, x, train=True)
+
   with nn.intercept_methods(interceptor):
-    jax.eval_shape(lambda v: model.apply(v, x, train=True, mutable=["batch_stats"]), variables)
+    jax.eval_shape(init, jax.ShapeDtypeStruct(x_shape, jnp.float32))
   return found
 
 
@@ -65,8 +71,7 @@ def recalibrate_batch_stats(model: nn.Module, variables: dict[str, Any], split: 
   if len(split["x"]) == 0:
     raise ValueError("recalibrate_batch_stats: the split has no windows")
   model = without_dropout(model)
-  x0 = jnp.asarray(split["x"][:1])
-  momenta = _momenta(model, variables, x0)
+  momenta = _momenta(model, (1, *split["x"].shape[1:]))
   if not momenta:
     return variables
   old = variables["batch_stats"]
