@@ -24,9 +24,10 @@ from jaxbp.quant import (
 from jaxbp.quant import bayesian_bits as bb
 from jaxbp.quant import quantizers as qz
 from jaxbp.train.engine import EngineConfig
+from tests.conftest import TINY_RESNET
 
 WINDOW = 64
-TINY = models.ResNet1dConfig(first_kernel=5, kernel=3, n_blocks=2, base_filters=8)
+TINY = TINY_RESNET
 CFG = BBConfig()
 
 
