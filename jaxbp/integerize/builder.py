@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxbp.integerize import instnorm
 from jaxbp.integerize.graph import ACC_BITS, Graph, GraphError, Node, TensorSpec
 from jaxbp.integerize.ops import infer_shape
 from jaxbp.integerize.quantize import quantize_bias
@@ -226,6 +227,31 @@ class GraphBuilder:
     shift = np.broadcast_to(np.asarray(shift, np.float64), (c,))
     return self._emit(name, "affine", [x], {}, {"k": np.ones(c, np.int32)}, out,
                       multipliers=[scale * self._act_scale(x) / out.scale], offset=shift / out.scale)
+
+  def upsample2(self, name: str, x: str, out: Quant) -> str:
+    """x2 linear interpolation along time with align_corners (PyTorch `Upsample(2, "linear", True)`), (L, C)."""
+    length = self.spec(x).shape[0]
+    return self._emit(name, "upsample2", [x], {}, {}, out,
+                      multipliers=[self._act_scale(x) / (out.scale * (2 * length - 1))])
+
+  def concat(self, name: str, a: str, b: str, out: Quant) -> str:
+    """Both (L, C) inputs centre-cropped to the shorter length, concatenated on channels, requantized onto `out`."""
+    mult = np.concatenate([np.full(self.spec(t).channels, self._act_scale(t) / out.scale) for t in (a, b)])
+    return self._emit(name, "concat", [a, b], {}, {}, out, multipliers=[mult])
+
+  def norm_prelu(self, name: str, x: str, gamma: np.ndarray, beta: np.ndarray, alpha: np.ndarray, out: Quant, *,
+                 eps: float = 1e-5) -> str:
+    """InstanceNorm (per example, affine γ/β, epsilon `eps`) then per-channel PReLU(α), onto `out` (int64
+    arithmetic, see `instnorm`)."""
+    xs = self.spec(x)
+    ins_ok = Node(name, "norm_prelu", (x,), name)
+    infer_shape(ins_ok, [xs])
+    if out.bits not in (2, 4, 8):
+      raise GraphError(f"layer {name!r}: output bits must be 2, 4 or 8, got {out.bits}")
+    attrs, arrays = instnorm.solve(name, xs, gamma, beta, alpha, eps, out.scale, rounding=self.rounding == "half_up")
+    self._declare(name, out.spec(xs.shape))
+    self.nodes.append(Node(name, "norm_prelu", (x,), name, attrs, arrays))
+    return name
 
   # ---- ops that keep or remap the grid -------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from jaxbp.integerize import instnorm
 from jaxbp.integerize.graph import Graph, GraphError, Node, TensorSpec
 from jaxbp.integerize.ops import INT32_MAX, INT32_MIN, has_requant, requant_arrays, window_fields
 from jaxbp.integerize.ranges import Int32OverflowError
@@ -68,6 +69,8 @@ def apply_node(node: Node, xs: list[np.ndarray], ins: list[TensorSpec], out: Ten
     return np.pad(x, [(0, 0)] * (x.ndim - 1) + [(node.attrs["front"], node.attrs["back"])])
   if op == "lut":
     return node.arrays["table"].astype(np.int64)[x - ins[0].range[0]]
+  if op == "norm_prelu":
+    return instnorm.apply(node, x, out)
   if op == "add":
     k = [node.attrs["mul_a"], node.attrs["mul_b"]]
     _check32(node, "mul_a·A", k[0] * xs[0])
@@ -91,6 +94,11 @@ def apply_node(node: Node, xs: list[np.ndarray], ins: list[TensorSpec], out: Ten
     acc = x.sum(axis=tuple(range(1, x.ndim - 1)))
   elif op == "affine":
     acc = x
+  elif op == "upsample2":
+    lo, hi, r = upsample2_taps(x.shape[1])
+    acc = (2 * x.shape[1] - 1 - r)[:, None] * x[:, lo] + r[:, None] * x[:, hi]
+  elif op == "concat":
+    acc = np.concatenate(center_crop(xs[0], xs[1]), axis=-1)
   else:
     raise GraphError(f"node {node.name!r}: unknown op {op!r}")
   _check32(node, "accumulator", acc)
@@ -100,6 +108,19 @@ def apply_node(node: Node, xs: list[np.ndarray], ins: list[TensorSpec], out: Ten
   _check32(node, "k·ACC", k * acc)
   v = _check32(node, "k·ACC + lam", k * acc + lam)
   return np.clip(v >> d, *out.range)
+
+
+def upsample2_taps(length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """(lo, hi, r) int64 (2L,): output j of a x2 align-corners upsample is ((2L-1-r)·X[lo] + r·X[hi]) / (2L-1)."""
+  p = np.arange(2 * length, dtype=np.int64) * (length - 1)
+  lo, r = p // (2 * length - 1), p % (2 * length - 1)
+  return lo, np.minimum(lo + 1, length - 1), r
+
+
+def center_crop(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """Both (N, L, C) arrays centre-cropped along L to the shorter length (start (L - n) // 2)."""
+  n = min(a.shape[1], b.shape[1])
+  return tuple(v[:, (v.shape[1] - n) // 2:(v.shape[1] - n) // 2 + n] for v in (a, b))
 
 
 def _check32(node: Node, what: str, v: np.ndarray) -> np.ndarray:

@@ -16,7 +16,12 @@ are all this one rule. ACC per op (X: input integers, W: weights, B: int32 bias)
   avgpool         Σ_window X (zero padding counts)         k folds 1/window
   global_avgpool  Σ_positions X -> (C,)
   affine          X                                       per-channel k·X+λ: BatchNorm (+ReLU) with no conv before
+  upsample2       (2L-1-r_j)·X[lo_j] + r_j·X[hi_j]         x2 linear interpolation along time (align_corners), 1-D
+                                                           only: j·(L-1) = lo_j·(2L-1) + r_j, hi_j = min(lo_j+1, L-1)
+  concat          [A[ca:ca+n], B[cb:cb+n]] on channels      1-D only: both inputs centre-cropped to n = min(La, Lb)
+                                                           (c = (L-n)//2), concatenated, then per-channel requant
 conv and linear may instead output the raw int32 ACC (output tensor of 32 bits; no k/lam/d).
+norm_prelu is InstanceNorm + PReLU with per-example statistics, in int64 arithmetic (see `instnorm.py`).
 Ops that keep the input's quantization: maxpool (zero padding, as the seeds' `zero_pad_maxpool`),
 pad_channels (zeros in front/back of the channel axis). lut: Y = table[X - lo_in], one entry per input level.
 """
@@ -61,7 +66,13 @@ OPS: dict[str, OpSpec] = {
     "maxpool": _spec(1, ("kernel", "stride", "padding"), requant="none"),
     "pad_channels": _spec(1, ("front", "back"), requant="none"),
     "lut": _spec(1, (), ("table",), requant="none"),
+    "upsample2": _spec(1, (), (), _RQ),
+    "concat": _spec(2, (), (), _RQ),
+    # Own int64 arithmetic, not the int32 requant rule (fields in `instnorm.py`).
+    "norm_prelu": _spec(1, ("eps", "s", "a", "alpha_shift", "d", "rnd"), ("scale", "offset", "alpha"),
+                        requant="none"),
 }
+ONE_D_OPS = ("upsample2", "concat", "norm_prelu")
 
 
 def has_requant(node: Node, out: TensorSpec) -> bool:
@@ -146,6 +157,15 @@ def infer_shape(node: Node, ins: list[TensorSpec]) -> tuple[int, ...]:
     if len(x.shape) < 2:
       raise GraphError(f"{where}: input needs spatial axes, got shape {x.shape}")
     return (x.channels,)
+  if op in ONE_D_OPS:
+    for i, t in enumerate(ins):
+      if len(t.shape) != 2:
+        raise GraphError(f"{where}: input {i} must be (L, C) (a 1-D net), got shape {t.shape}")
+    if op == "upsample2":
+      return (2 * x.shape[0], x.channels)
+    if op == "concat":
+      return (min(ins[0].shape[0], ins[1].shape[0]), ins[0].channels + ins[1].channels)
+    return x.shape
   if op == "pad_channels":
     front, back = node.attrs["front"], node.attrs["back"]
     if not (isinstance(front, int) and isinstance(back, int) and front >= 0 and back >= 0):
@@ -272,6 +292,9 @@ def _check_node(graph: Graph, node: Node, defined: set[str]) -> None:
       raise GraphError(f"{where}: output {node.output!r} must keep the input's grid (bits {x.bits}, signed "
                        f"{x.signed}, scale {x.scale}, narrow {x.narrow}), got ({out.bits}, {out.signed}, "
                        f"{out.scale}, {out.narrow})")
+  if node.op == "norm_prelu":
+    from jaxbp.integerize import instnorm  # pylint: disable=import-outside-toplevel
+    instnorm.validate(node, ins[0], out)
   if node.op == "lut":
     lo, hi = ins[0].range
     _in_range(where, "table", node.arrays["table"], *out.range, (hi - lo + 1,))

@@ -54,6 +54,12 @@ def acc_terms(node: Node, ins: list[TensorSpec], channels: int) -> list[Range]:
     return [full(n * x.range[0], n * x.range[1])]
   if op == "affine":
     return [full(*x.range)]
+  if op == "upsample2":
+    n = 2 * x.shape[0] - 1
+    return [full(n * x.range[0], n * x.range[1])]
+  if op == "concat":
+    parts = [(np.full(t.channels, t.range[0], np.int64), np.full(t.channels, t.range[1], np.int64)) for t in ins]
+    return [(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))]
   raise GraphError(f"node {node.name!r} ({op}): has no accumulator")
 
 
@@ -78,8 +84,8 @@ def fits_int32(r: Range) -> bool:
 
 def node_checks(node: Node, ins: list[TensorSpec], out: TensorSpec) -> list[tuple[str, Range]]:
   """Every int32 quantity of `node` with its worst-case range (empty for ops that do not accumulate)."""
-  if node.op in ("maxpool", "pad_channels", "lut"):
-    return []
+  if node.op in ("maxpool", "pad_channels", "lut", "norm_prelu"):
+    return []  # norm_prelu: int64 arithmetic, bounded by `instnorm.validate`
   c = out.channels
   terms = acc_terms(node, ins, c)
   checks: list[tuple[str, Range]] = []
