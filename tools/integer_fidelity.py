@@ -1,13 +1,17 @@
 """Float -> fake-quant twin -> integer graph on real data: per-layer fidelity, MAE in mmHg, bit-exact exports.
 
   python tools/integer_fidelity.py --data-dir ../shared/data --rotation 0 --out runs/integer_ppgbp
+  python tools/integer_fidelity.py --data-dir ../shared/data --dataset mimic_sample --mixed --float-epochs 20 \
+      --out runs/integer_unet_mimic
 
-Trains the PPGBP ResNet1d seed on one fold rotation (the benchmark's protocol; or --float-epochs), builds its
-quantized twin (int8: PACT activations, per-channel min-max weights, BN folded; --mixed: hand-set
-Bayesian-Bits gates, 8-bit first/last layer, 4-bit activations, 4/2-bit weights elsewhere), calibrates it on
-the training windows, optionally fine-tunes it (--qat-epochs), integerizes it, and on the test fold reports:
+Trains the dataset's seed (PPGBP: ResNet1d regressor; mimic_sample: the UNet1d sig2sig net) on one fold rotation
+(the benchmark's protocol; mimic_sample is one fold used as train/val/test: a smoke run), builds its quantized
+twin (int8: PACT activations, per-channel min-max weights, BN folded; --mixed: hand-set Bayesian-Bits gates,
+8-bit first/last layer, 4-bit activations, 2/4-bit weights elsewhere), calibrates it on the training windows,
+optionally fine-tunes it (--qat-epochs), integerizes it, and on the test fold reports:
   * per-layer fidelity (integer vs twin, in output quanta; end-to-end and layer-local; the worst layer),
-  * SBP/DBP MAE in mmHg of the float model, the twin and the integer model, and their differences,
+  * SBP/DBP MAE in mmHg (sig2sig: through the ABP peak rule, plus the ABP MAE) of the float model, the twin
+    and the integer model, and their differences,
   * interpreter == C (gcc) == onnxruntime == DORY-graph evaluation on the real test inputs.
 Writes OUT/quant_model (for tools/export.py), OUT/graph (the integer graph), OUT/fidelity.json, and caches
 the trained float model in OUT (reused by later runs with the same rotation/seed/epochs).
@@ -30,32 +34,27 @@ from jaxbp.export.bundle import cross_check
 from jaxbp.integerize import from_quant
 from jaxbp.metrics import regression
 from jaxbp.quant import BBConfig, QuantConfig, calibrate, from_float, twin
+from jaxbp.quant.bayesian_bits import mixed_bits, set_gate_bits
+from jaxbp.train.crossval import to_mmhg
 from jaxbp.train.fit import FitConfig, fit, predict
 
+SEEDS = {"ppgbp": "resnet1d", "mimic_sample": "unet1d"}
+FIRST_LAST = {"resnet1d": ("stem_conv", "head"), "unet1d": ("conv_first", "conv_final")}
 
-def mixed_gates(gates: dict) -> dict:
-  """Stem and head at 8 bits; elsewhere 4-bit activations, weights alternating 4/2 bits."""
-  out = {}
-  n_w = 0
-  for name, g in sorted(gates.items()):
-    la = np.full_like(np.asarray(g["log_alpha"]), 6.0)
-    if not name.startswith(("stem_conv", "head")):
-      la[1] = -6.0
-      if name.endswith("gates_w"):
-        n_w += 1
-        la[0] = -6.0 if n_w % 2 else 6.0
-    out[name] = {"log_alpha": la}
+
+def mae(pred: np.ndarray, split: dict, scalers: Scalers, task: str) -> dict[str, float]:
+  """Test MAE in mmHg: SBP, DBP (and ABP for sig2sig)."""
+  sbp, dbp, extra = to_mmhg(np.asarray(pred, np.float64), split, scalers, task)
+  out = {"sbp": regression.error_stats(sbp, split["sbp"])["mae"], "dbp": regression.error_stats(dbp, split["dbp"])["mae"]}
+  if "abp_mae_mmhg" in extra:
+    out.update(abp=extra["abp_mae_mmhg"], windows_without_beats=extra["windows_without_beats"])
   return out
-
-
-def mae(pred: np.ndarray, split: dict, scalers: Scalers) -> dict[str, float]:
-  sbp, dbp = scalers.unscale_y(np.asarray(pred, np.float64))
-  return {"sbp": regression.error_stats(sbp, split["sbp"])["mae"], "dbp": regression.error_stats(dbp, split["dbp"])["mae"]}
 
 
 def main(argv: list[str] | None = None) -> int:
   ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   ap.add_argument("--data-dir", required=True)
+  ap.add_argument("--dataset", default="ppgbp", choices=sorted(SEEDS))
   ap.add_argument("--rotation", type=int, default=0)
   ap.add_argument("--float-epochs", type=int, default=100)
   ap.add_argument("--qat-epochs", type=int, default=0)
@@ -69,13 +68,15 @@ def main(argv: list[str] | None = None) -> int:
   args.out.mkdir(parents=True, exist_ok=True)
   t0 = time.perf_counter()
 
-  spec, folds = source.load_folds("ppgbp", args.data_dir)
+  spec, folds = source.load_folds(args.dataset, args.data_dir)
   scalers = Scalers.fit(folds)
   split = make_rotation(folds, spec, args.rotation, scalers)
-  cfg = models.RESNET1D["ppgbp"]
+  model_name = SEEDS[args.dataset]
+  task = models.TASKS[model_name]
+  cfg = models.MODELS[model_name][1][args.dataset]
   window = spec.window
   net = models.build(cfg)
-  fit_cfg = FitConfig(max_epochs=args.float_epochs, batch_size=models.batch_size("resnet1d", "ppgbp"),
+  fit_cfg = FitConfig(max_epochs=args.float_epochs, batch_size=models.batch_size(model_name, args.dataset),
                       progress=False)
   cache = args.out / f"float_rotation{args.rotation}_seed{args.seed}_epochs{args.float_epochs}.npz"
   if args.qat_rotation is not None:
@@ -85,10 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     float_vars, best_epoch = from_quant.load_variables(cache), -1
   else:
     res = fit(net, models.init_variables(net, jax.random.key(args.seed), window), split["train"], split["val"],
-              fit_cfg, task="regression", seed=args.seed)
+              fit_cfg, task=task, seed=args.seed)
     float_vars, best_epoch = res.variables, res.best_epoch
     from_quant.save_variables(cache, float_vars)
-  float_pred = predict(net, float_vars, split["test"])
+  float_pred = predict(net, float_vars, split["test"], task=task)
   print(f"float model: best epoch {best_epoch}, {time.perf_counter() - t0:.0f} s")
 
   if args.qat_rotation is not None:
@@ -99,33 +100,39 @@ def main(argv: list[str] | None = None) -> int:
     tw = twin(cfg, policy)
     variables = from_float(tw, float_vars, window)
     if args.mixed:
-      variables = {**variables, "gates": mixed_gates(variables["gates"])}
+      bits = mixed_bits(variables["gates"], FIRST_LAST[model_name])
+      variables = {**variables, "gates": set_gate_bits(variables["gates"], policy.bayesian_bits, bits.get)}
     x_train = split["train"]["x"]
     variables = calibrate(tw, variables, [x_train[i:i + 64] for i in range(0, len(x_train), 64)])
   if args.qat_epochs:
     qres = fit(tw, variables, split["train"], split["val"],
                FitConfig(learning_rate=1e-4, max_epochs=args.qat_epochs, batch_size=fit_cfg.batch_size,
                          val_every=1, patience=args.qat_epochs, progress=False),
-               task="regression", seed=args.seed)
+               task=task, seed=args.seed)
     variables = {**qres.variables, **({"gates": variables["gates"]} if "gates" in variables else {})}
-  twin_pred = predict(tw, variables, split["test"])
-  from_quant.save_quant_model(args.out / "quant_model", cfg, policy, variables, window,
-                              meta={"dataset": "ppgbp", "rotation": args.rotation, "mixed": args.mixed})
+  twin_pred = predict(tw, variables, split["test"], task=task)
+  meta = {"dataset": args.dataset, "rotation": args.rotation, "mixed": args.mixed}
+  from_quant.save_quant_model(args.out / "quant_model", cfg, policy, variables, window, meta=meta)
 
-  graph = from_quant.integerize_twin(tw, variables, window, meta={"dataset": "ppgbp", "rotation": args.rotation})
+  graph = from_quant.integerize_twin(tw, variables, window, meta={"dataset": args.dataset, "rotation": args.rotation})
   integerize.save(graph, args.out / "graph")
   report, outs = from_quant.twin_fidelity(graph, tw, variables, split["test"]["x"])
   print(report.table())
 
-  maes = {"float": mae(float_pred, split["test"], scalers), "twin": mae(twin_pred, split["test"], scalers),
-          "integer": mae(outs["integer"], split["test"], scalers)}
-  diff_mmhg = {k: float(np.abs(np.array(scalers.unscale_y(outs["integer"])[i]) -
-                               np.array(scalers.unscale_y(np.asarray(outs["twin"], np.float64))[i])).max())
-               for i, k in enumerate(("sbp", "dbp"))}
+  maes = {"float": mae(float_pred, split["test"], scalers, task), "twin": mae(twin_pred, split["test"], scalers, task),
+          "integer": mae(outs["integer"], split["test"], scalers, task)}
+  if task == "regression":
+    diff_mmhg = {k: float(np.abs(np.array(scalers.unscale_y(outs["integer"])[i]) -
+                                 np.array(scalers.unscale_y(np.asarray(outs["twin"], np.float64))[i])).max())
+                 for i, k in enumerate(("sbp", "dbp"))}
+  else:
+    diff_mmhg = {"abp": float(np.abs(np.asarray(scalers.abp.unscale(outs["integer"])) -
+                                     np.asarray(scalers.abp.unscale(np.asarray(outs["twin"], np.float64)))).max())}
   check = cross_check(graph, {"input": outs["input_codes"]}, c_dir=args.out / "c_check")
   bits = {n.name: [graph.tensors[n.inputs[0]].bits, n.attrs["w_bits"], graph.tensors[n.output].bits]
           for n in graph.nodes if n.op in ("conv", "linear")}
   summary = {
+      "dataset": args.dataset, "model": model_name,
       "rotation": args.rotation, "n_test": len(split["test"]["x"]), "mixed": args.mixed,
       "qat_rotation": str(args.qat_rotation) if args.qat_rotation else None,
       "qat_epochs": args.qat_epochs, "float_best_epoch": best_epoch,

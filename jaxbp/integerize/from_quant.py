@@ -9,9 +9,9 @@ Every read-off record maps to one integer node: conv -> conv ([K][Cin/g][Cout] k
 [Cout][K][Cin/g], int32 bias on ε_x·ε_w, folded BN, ReLU as an unsigned output grid), dense -> linear,
 affine -> affine, mean -> global_avgpool, add/mul -> add/mul, sigmoid -> lut (the twin's own table),
 maxpool (window w, zero padding (w-1)//2 left) -> maxpool, pad_channels -> pad_channels; dropout is the
-identity. A last node without an output grid gives the int32 accumulator (per-channel quantum).
-UNet1d's norm_prelu (InstanceNorm: per-example mean/variance/rsqrt), upsample2 and concat have no op in
-this IR: they raise a clear error.
+identity; UNet1d's norm_prelu (InstanceNorm with per-example statistics + PReLU) -> norm_prelu (int64, see
+`instnorm`), upsample2 -> upsample2, concat (centre crop) -> concat. A last node without an output grid gives
+the int32 accumulator (per-channel quantum).
 
 Imports JAX (the twin); the rest of `jaxbp.integerize` is NumPy only.
 """
@@ -30,13 +30,6 @@ from jaxbp.integerize.builder import GraphBuilder, Quant
 from jaxbp.integerize.fidelity import FidelityReport, compare, to_ints
 from jaxbp.integerize.graph import ACT_BITS, Graph, GraphError
 from jaxbp.integerize.interpreter import run
-
-NO_INTEGER_FORM = {
-    "norm_prelu": "InstanceNorm needs a per-example mean, variance and reciprocal square root (a runtime "
-                  "division), which neither the IR nor the PULP kernels have",
-    "upsample2": "linear interpolation (align_corners) has no op in this IR",
-    "concat": "centre-crop + concatenation with per-input requant has no op in this IR",
-}
 
 
 def grid_quant(grid: dict[str, Any], where: str, act: str = "none") -> Quant:
@@ -108,8 +101,12 @@ def graph_from_readoff(records: Sequence[dict[str, Any]], window: int, *, meta: 
       last = b.pad_channels(name, ins[0], *r["pad"])
     elif op == "dropout":
       alias[name] = ins[0]
-    elif op in NO_INTEGER_FORM:
-      raise GraphError(f"{where}: cannot be integerized: {NO_INTEGER_FORM[op]}")
+    elif op == "norm_prelu":
+      last = b.norm_prelu(name, ins[0], r["norm_scale"], r["norm_bias"], r["prelu"], out, eps=float(r["eps"]))
+    elif op == "upsample2":
+      last = b.upsample2(name, ins[0], out)
+    elif op == "concat":
+      last = b.concat(name, ins[0], ins[1], out)
     else:
       raise GraphError(f"{where}: unknown read-off op")
   return b.build([last])

@@ -117,7 +117,7 @@ def solve(name: str, x: TensorSpec, gamma: np.ndarray, beta: np.ndarray, alpha: 
   if np.abs(alpha).max(initial=0) >= 2 ** (31 - ALPHA_SHIFT):
     raise GraphError(f"layer {name!r}: PReLU slope {np.abs(alpha).max()} too large (|α| < {2 ** (31 - ALPHA_SHIFT)})")
   length, scale_x = x.shape[0], float(x.scale)
-  eps_int = max(1, int(round(length * length * eps / scale_x ** 2)))
+  eps_int = max(1, round(length * length * eps / scale_x ** 2))
   lo, hi = x.range
   vmax = length * length * max(abs(lo), abs(hi)) ** 2 + eps_int
   s = max([s for s in range(31) if vmax * 4 ** s <= 1 << 60], default=None)

@@ -33,6 +33,7 @@ import math
 
 import numpy as np
 
+from jaxbp.integerize import instnorm
 from jaxbp.integerize.graph import ACC_BITS, ACT_BITS, Graph, GraphError, Node, TensorSpec, int_range
 
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
@@ -293,7 +294,6 @@ def _check_node(graph: Graph, node: Node, defined: set[str]) -> None:
                        f"{x.signed}, scale {x.scale}, narrow {x.narrow}), got ({out.bits}, {out.signed}, "
                        f"{out.scale}, {out.narrow})")
   if node.op == "norm_prelu":
-    from jaxbp.integerize import instnorm  # pylint: disable=import-outside-toplevel
     instnorm.validate(node, ins[0], out)
   if node.op == "lut":
     lo, hi = ins[0].range

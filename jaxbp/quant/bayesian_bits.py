@@ -26,6 +26,7 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,6 +105,39 @@ def bits_from_gates(z: jax.Array, cfg: BBConfig) -> jax.Array:
   n_on = jnp.sum(jnp.cumprod(_chain(z, cfg) > 0))  # >= 1 without a pruning gate
   width = jnp.asarray(cfg.bits, jnp.int32)[jnp.maximum(n_on - 1, 0)]
   return jnp.where(n_on == 0, 0, width)
+
+
+def log_alpha_for_bits(bits: int, cfg: BBConfig, magnitude: float = 6.0) -> np.ndarray:
+  """Gate logits (n_gates,) that select width `bits` deterministically at test time (±`magnitude`).
+
+  Hand-set mixed precision (e.g. a fixed bit assignment to integerize and export) without a search.
+  """
+  if bits not in cfg.support:
+    raise ValueError(f"bits {bits} not in the gate chain's support {cfg.support}")
+  level = cfg.support.index(bits)  # gates 0..level-1 (pruning gate first, if any) on, the rest off
+  return np.where(np.arange(cfg.n_gates) < level, magnitude, -magnitude).astype(np.float32)
+
+
+def set_gate_bits(gates: dict, cfg: BBConfig, bits_of) -> dict:
+  """Gates {name: {"log_alpha": (n,)}} with every gate set `name` fixed to `bits_of(name)` bits."""
+  return {name: {"log_alpha": log_alpha_for_bits(int(bits_of(name)), cfg)} for name in gates}
+
+
+def mixed_bits(names, keep8: tuple[str, ...], act_bits: int = 4, weight_bits: tuple[int, ...] = (2, 4)
+               ) -> dict[str, int]:
+  """A fixed mixed-precision assignment of gate sets "<layer>/gates_act" | "<layer>/gates_w": layers whose name
+  starts with one of `keep8` (e.g. the first and last, whose channel counts need whole bytes) at 8 bits, other
+  activations at `act_bits`, other weights cycling through `weight_bits` in sorted-name order."""
+  out, n_w = {}, 0
+  for name in sorted(names):
+    if name.startswith(keep8):
+      out[name] = 8
+    elif name.endswith("gates_w"):
+      out[name] = weight_bits[n_w % len(weight_bits)]
+      n_w += 1
+    else:
+      out[name] = act_bits
+  return out
 
 
 def residual_quantize(quantized: Sequence[jax.Array], z: jax.Array, cfg: BBConfig) -> jax.Array:

@@ -31,7 +31,8 @@ class CExport:
     files: written file names.
     input_size, output_size: int32 values per example in / out.
     output_slices: {output tensor: (offset, shape)} within one example's output vector.
-    weight_bytes: bytes of const parameter arrays (weights packed, int32 bias/k/λ/tables).
+    weight_bytes: bytes of const parameter arrays (weights packed, int32 bias/k/λ/tables, norm_prelu's int32
+      scale/alpha and int64 offset).
     activation_bytes: bytes of all activation buffers (no reuse).
   """
 
@@ -51,10 +52,22 @@ def ident(prefix: str) -> str:
   return prefix
 
 
+def c_int(v: int, ctype: str = "int32_t") -> str:
+  """The C constant expression of integer `v` as `ctype`: int64_t values as INT64_C(|v|) (negated when
+  v < 0: the macro takes an unsuffixed constant), INT32_MIN as `(-2147483647 - 1)` (a plain -2147483648 is a
+  negated 64-bit constant)."""
+  v = int(v)
+  if ctype == "int64_t":
+    if not -(1 << 63) < v < 1 << 63:
+      raise ValueError(f"{v} does not fit int64_t (INT64_MIN excluded)")
+    return f"INT64_C({v})" if v >= 0 else f"(-INT64_C({-v}))"
+  return str(v) if v != -(1 << 31) else "(-2147483647 - 1)"
+
+
 def array(ctype: str, name: str, values: np.ndarray, per_line: int = 16) -> str:
-  """A `static const ctype name[n] = {...};` definition of the flattened integer `values` (INT32_MIN written
-  so that it is an int32 constant expression; an empty array gets one 0)."""
-  vals = [str(int(v)) if int(v) != -(1 << 31) else "(-2147483647 - 1)" for v in np.asarray(values).ravel()]
+  """A `static const ctype name[n] = {...};` definition of the flattened integer `values` (each written by
+  `c_int`; an empty array gets one 0)."""
+  vals = [c_int(v, ctype) for v in np.asarray(values).ravel()]
   lines = [", ".join(vals[i:i + per_line]) for i in range(0, len(vals), per_line)] or ["0"]
   body = ",\n  ".join(lines)
   return f"static const {ctype} {name}[{max(len(vals), 1)}] = {{\n  {body}\n}};\n"
@@ -146,9 +159,12 @@ def emit(graph: Graph, directory: str | pathlib.Path, *, prefix: str = "net") ->
 
 def requant_constants(node: Node, out: TensorSpec, p: str) -> tuple[str, list[str], int]:
   """The kernels' requant argument of a node: (C expression of its `requant_t *`, the constant definitions
-  it needs, bytes of its per-channel int32 k/λ arrays). NULL for ops without a requant argument."""
+  it needs, bytes of its per-channel int32 k/λ arrays). NULL for ops without a requant argument; a
+  norm_prelu node gets its own `norm_prelu_t *` (int64 fields, int32 scale/alpha and int64 offset arrays)."""
   if node.op in ("maxpool", "pad_channels", "lut", "add"):
     return "NULL", [], 0
+  if node.op == "norm_prelu":
+    return norm_prelu_constants(node, out, p)
   if not has_requant(node, out):
     return f"&{p}_rq", [f"static const requant_t {p}_rq = {{NULL, NULL, 0, 0, 0, 0}};\n"], 0
   fields = [f for f in ("k", "lam") if f in node.arrays]
@@ -160,11 +176,24 @@ def requant_constants(node: Node, out: TensorSpec, p: str) -> tuple[str, list[st
   return f"&{p}_rq", consts, sum(4 * node.arrays[f].size for f in fields)
 
 
+def norm_prelu_constants(node: Node, out: TensorSpec, p: str) -> tuple[str, list[str], int]:
+  """(C expression of the node's `norm_prelu_t *`, its constant definitions, bytes of its per-channel arrays)."""
+  at, ar = node.attrs, node.arrays
+  consts = [array("int32_t", f"{p}_scale", ar["scale"]), array("int64_t", f"{p}_offset", ar["offset"]),
+            array("int32_t", f"{p}_alpha", ar["alpha"])]
+  lo, hi = out.range
+  fields = (f"{p}_scale", f"{p}_offset", f"{p}_alpha", c_int(at["eps"], "int64_t"), at["s"], at["a"],
+            at["alpha_shift"], at["d"], c_int(at["rnd"], "int64_t"), lo, hi)
+  consts.append(f"static const norm_prelu_t {p}_np = {{{', '.join(map(str, fields))}}};\n")
+  return f"&{p}_np", consts, 4 * ar["scale"].size + 8 * ar["offset"].size + 4 * ar["alpha"].size
+
+
 def call(node: Node, p: str, ins: list[TensorSpec], out: TensorSpec, qt, rq: str, params: list[str]) -> str:
   """The reference-kernel call of one node, as C code without the `;`.
 
   `p` prefixes the node's const arrays (appended to `params`); `qt(name, const=True)` writes the
-  (c)qtensor_t of a tensor; `rq` is the C expression of its `requant_t *` (or "NULL").
+  (c)qtensor_t of a tensor; `rq` is the C expression of its `requant_t *` (or "NULL"; norm_prelu: its
+  `norm_prelu_t *`, see `requant_constants`).
   """
   x, y = node.inputs[0], node.output
   op = node.op
@@ -215,4 +244,11 @@ def call(node: Node, p: str, ins: list[TensorSpec], out: TensorSpec, qt, rq: str
   if op == "lut":
     params.append(array("int32_t", f"{p}_table", node.arrays["table"]))
     return f"k_lut({qt(x)}, {int(np.prod(out.shape))}, {ins[0].range[0]}, {p}_table, {qt(y, False)})"
+  if op == "upsample2":
+    return f"k_upsample2({qt(x)}, {ins[0].shape[0]}, {ins[0].channels}, {rq}, {qt(y, False)})"
+  if op == "concat":
+    (la, ca), (lb, cb) = ins[0].shape, ins[1].shape
+    return f"k_concat({qt(x)}, {la}, {ca}, {qt(node.inputs[1])}, {lb}, {cb}, {rq}, {qt(y, False)})"
+  if op == "norm_prelu":
+    return f"k_norm_prelu({qt(x)}, {ins[0].shape[0]}, {ins[0].channels}, {rq}, {qt(y, False)})"
   raise ValueError(f"layer {node.name!r}: no C kernel for op {op!r}")

@@ -69,8 +69,16 @@ def layer_of(graph: Graph, node: Node, producer: dict[str, str]) -> Layer:
   if op == "mul":
     s = graph.tensors[node.inputs[1]]
     return Layer(op="elementwise", mode="mul", in2_shape=hwc(s.shape), bits_in2=_bits(s), **common)
+  # The UNet1d layers, as `jaxbp.deploy.zoo.unet1d` describes them.
+  if op == "norm_prelu":
+    return Layer(op="elementwise", mode="norm", **common)
+  if op == "upsample2":
+    return Layer(op="elementwise", mode="resize", **common)
+  if op == "concat":
+    s = graph.tensors[node.inputs[1]]
+    return Layer(op="elementwise", mode="concat", in2_shape=hwc(s.shape), bits_in2=_bits(s), **common)
   raise ValueError(f"node {node.name!r} ({op}): no deploy layer kind for this op (the tiler knows conv, "
-                   f"pointwise, depthwise, linear, add, pool and elementwise requant/lut/mul)")
+                   f"pointwise, depthwise, linear, add, pool and elementwise requant/lut/mul/norm/resize/concat)")
 
 
 def to_network(graph: Graph, name: str | None = None) -> Network:

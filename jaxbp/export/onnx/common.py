@@ -10,6 +10,7 @@ from jaxbp.integerize.graph import TensorSpec
 
 OPSET = 17
 IR_VERSION = 9  # what onnxruntime >= 1.16 loads; the onnx package alone would write a newer one
+LENGTH_AXIS = 3  # the time axis L of a 1-D tensor (L, C) in the ONNX layout [N, C, 1, L]
 
 
 def onnx_shape(spec: TensorSpec, batch: str | int = "N") -> list[str | int]:
@@ -43,6 +44,13 @@ def from_onnx_layout(x: np.ndarray, spec: TensorSpec) -> np.ndarray:
 def channel_shape(spec: TensorSpec) -> tuple[int, ...]:
   """Broadcast shape of a per-channel constant for tensor `spec` in ONNX layout."""
   return (1, spec.channels) if len(spec.shape) == 1 else (1, spec.channels, 1, 1)
+
+
+def concat_crops(ins: list[TensorSpec]) -> tuple[int, list[int]]:
+  """(n, [start per input]) of a 1-D concat: each (L, C) input keeps positions [start, start + n) along L, with
+  n = min(L) and start = (L - n) // 2 (the interpreter's `center_crop`)."""
+  n = min(s.shape[0] for s in ins)
+  return n, [(s.shape[0] - n) // 2 for s in ins]
 
 
 def conv_geometry(node, in_spec: TensorSpec):

@@ -12,6 +12,14 @@ accumulators are exact; DORY's frontends read the values, not the dtype), tensor
   mul (SE gate)    Mul(x, s) {in1_bits, in2_bits} -> Mul(k) -> Add(λ) -> Div -> Floor -> Clip
   avgpool / global AveragePool | GlobalAveragePool -> Mul(window size): the integer window sum, then the chain
   maxpool          Pad(0) -> MaxPool;  pad_channels: Pad;  lut: Sub(lo) -> Cast -> Gather(table)
+  upsample2        Resize(x2 along L, linear, align_corners) -> Mul(2L-1): the integer ACC, then the chain
+  concat           [Slice (centre crop along L)] -> Concat {in1/in2_bits, _signed, _channels, _crop} -> the chain
+                   (k, λ per output channel: the first C_A requantize input 1, the rest input 2)
+  norm_prelu       InstanceNormPReLU {eps, s, a, alpha_shift, d, rnd, length, in_bits, in_signed, out_bits,
+                   out_signed, out_lo, out_hi}(x, scale, offset, alpha): one custom node. DORY has no
+                   InstanceNorm (its statistics depend on the example, so they cannot fold into a BN/requant);
+                   the node stands for the int64 arithmetic of `jaxbp.integerize.instnorm` (its integer
+                   parameters are int32/int64 initializers, its output the clipped integers).
 Annotated nodes (those with the custom attributes) live in the `org.pulp.dory` domain: standard ONNX
 schemas reject unknown attributes, a custom domain keeps `onnx.checker` (full check) passing; DORY's
 parsers match op types and attribute names, not domains. The per-layer bit widths are also in the
@@ -19,12 +27,16 @@ model's `metadata_props` ("jaxbp.layers", JSON).
 
 `evaluate` runs the annotated graph with the ops' standard meaning in float64 and checks that every
 tensor that should hold integers does: it is the executable proof that the annotations describe the same
-arithmetic as the integer interpreter (onnxruntime cannot run custom-domain nodes).
+arithmetic as the integer interpreter (onnxruntime cannot run custom-domain nodes). InstanceNormPReLU, whose
+intermediates exceed float64's exact integers, is evaluated from its attributes in exact Python integers,
+checking that every intermediate stays below 2^62 (the bound that makes int64 arithmetic exact).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,9 +45,10 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from jaxbp.export.constraints import check_exportable
-from jaxbp.export.onnx.common import (GraphAccumulator, channel_shape, conv_geometry, from_onnx_layout, onnx_shape,
-                                      pool_geometry, to_onnx_layout)
+from jaxbp.export.onnx.common import (LENGTH_AXIS, GraphAccumulator, channel_shape, concat_crops, conv_geometry,
+                                      from_onnx_layout, onnx_shape, pool_geometry, to_onnx_layout)
 from jaxbp.integerize.graph import ACC_BITS, Graph, GraphError, Node, TensorSpec
+from jaxbp.integerize.instnorm import LIMIT
 from jaxbp.integerize.interpreter import check_input
 from jaxbp.integerize.ops import has_requant, requant_arrays
 
@@ -220,6 +233,46 @@ def _lower(g: GraphAccumulator, names: _Names, node: Node, ins: list[TensorSpec]
     g.node("Gather", [g.const(f"{n}.table", _f64(node.arrays["table"])), idx64], [y], f"{n}.lut", axis=0)
     _info(g, idx, ins[0])
     g.info(idx64, TensorProto.INT64, onnx_shape(ins[0]))
+  elif op == "upsample2":
+    length = ins[0].shape[0]
+    up, acc = names.new(), names.new()
+    g.node("Resize", [x, "", g.const(f"{n}.scales", np.array([1, 1, 1, 2], np.float32))], [up], f"{n}.resize",
+           mode="linear", coordinate_transformation_mode="align_corners")
+    g.node("Mul", [up, g.const(f"{n}.taps_den", _f64(2 * length - 1))], [acc], f"{n}.taps_den")
+    for t in (up, acc):
+      _info(g, t, out)
+    k, lam, d = requant_arrays(node, out.channels)
+    _chain(g, names, n, acc, out, k, lam, d, y)
+    layer.update(scale_factor=2, mode="linear", align_corners=True, taps_den=2 * length - 1)
+  elif op == "concat":
+    length, starts = concat_crops(ins)
+    parts = []
+    for i, (t, spec, start) in enumerate(zip(node.inputs, ins, starts)):
+      part = names.of[t]
+      if spec.shape[0] != length:
+        part = names.new()
+        g.node("Slice", [names.of[t], g.const(f"{n}.start{i}", np.array([start], np.int64)),
+                         g.const(f"{n}.end{i}", np.array([start + length], np.int64)),
+                         g.const(f"{n}.axes", np.array([LENGTH_AXIS], np.int64))], [part], f"{n}.crop{i}")
+        _info(g, part, dataclasses.replace(spec, shape=(length, spec.channels)))
+      parts.append(part)
+    acc = names.new()
+    annotations = {f"in{i + 1}_{f}": v for i, (spec, start) in enumerate(zip(ins, starts))
+                   for f, v in (("bits", spec.bits), ("signed", int(spec.signed)), ("channels", spec.channels),
+                                ("crop", start))}
+    g.node("Concat", parts, [acc], f"{n}.concat", DOMAIN, axis=1, **annotations)
+    _info(g, acc, out)
+    k, lam, d = requant_arrays(node, out.channels)
+    _chain(g, names, n, acc, out, k, lam, d, y)
+    layer.update(crops=starts, channels=[s.channels for s in ins], length=length)
+  elif op == "norm_prelu":
+    fields = {f: int(node.attrs[f]) for f in ("eps", "s", "a", "alpha_shift", "d", "rnd")}
+    lo, hi = out.range
+    params = [g.const(f"{n}.{f}", node.arrays[f].astype(np.int64)) for f in ("scale", "offset", "alpha")]
+    g.node("InstanceNormPReLU", [x] + params, [y], f"{n}.norm_prelu", DOMAIN, length=ins[0].shape[0],
+           in_bits=ins[0].bits, in_signed=int(ins[0].signed), out_bits=out.bits, out_signed=int(out.signed),
+           out_lo=lo, out_hi=hi, **fields)
+    layer.update(fields, shift=fields["d"], length=ins[0].shape[0])
   else:
     raise GraphError(f"layer {n!r}: op {op!r} has no DORY lowering")
   if rq and op not in ("conv", "linear"):
@@ -231,25 +284,27 @@ def _lower(g: GraphAccumulator, names: _Names, node: Node, ins: list[TensorSpec]
 # Reference evaluation of the annotated graph.
 
 _INTEGER_OPS = {"Conv", "Gemm", "Mul", "Add", "Sub", "Floor", "Clip", "Pad", "MaxPool", "Gather", "Flatten",
-                "Unsqueeze", "Cast", "ReduceSum"}
+                "Unsqueeze", "Cast", "ReduceSum", "Slice", "Concat", "InstanceNormPReLU"}
 
 
 def evaluate(model: onnx.ModelProto, graph: Graph, inputs: np.ndarray | Mapping[str, np.ndarray]
              ) -> dict[str, np.ndarray]:
   """Runs the annotated model with each op's standard meaning (float64, NumPy) on IR-layout integer inputs.
 
-  Every op output except those of Div and AveragePool/GlobalAveragePool must be integer-valued; it is
-  checked (to 1e-6) and rounded, which makes the float64 evaluation exact. Returns {output: (N, *shape)}.
+  Every op output except those of Div, Resize and AveragePool/GlobalAveragePool must be integer-valued; it is
+  checked (to 1e-6) and rounded, which makes the float64 evaluation exact. InstanceNormPReLU runs in exact
+  integers (`_instance_norm_prelu`). Returns {output: (N, *shape)}.
   """
   from jaxbp.integerize.interpreter import conv  # pylint: disable=import-outside-toplevel
   if not isinstance(inputs, Mapping):
     inputs = {graph.inputs[0]: inputs}
-  env: dict[str, np.ndarray] = {i.name: numpy_helper.to_array(i).astype(np.float64) for i in model.graph.initializer}
+  raw = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+  env: dict[str, np.ndarray] = {k: a.astype(np.float64) for k, a in raw.items()}
   for vi, t in zip(model.graph.input, graph.inputs):
     env[vi.name] = to_onnx_layout(check_input(t, graph.tensors[t], inputs[t])).astype(np.float64)
   for nd in model.graph.node:
     a = {at.name: helper.get_attribute_value(at) for at in nd.attribute}
-    v = [env[i] for i in nd.input]
+    v = [env[i] if i else None for i in nd.input]  # "": an omitted optional input
     op = nd.op_type
     if op == "Conv":
       x = v[0].transpose(0, 2, 3, 1)  # NHWC
@@ -280,6 +335,17 @@ def evaluate(model: onnx.ModelProto, graph: Graph, inputs: np.ndarray | Mapping[
       r = v[0]
     elif op == "Gather":
       r = v[0][v[1].astype(np.int64)]
+    elif op == "Slice":
+      r = _slice(v[0], *(None if t is None else t.astype(np.int64) for t in v[1:]))
+    elif op == "Concat":
+      r = np.concatenate(v, axis=a["axis"])
+    elif op == "Resize":
+      r = _resize_linear_align_corners(v[0], v[2] if len(v) > 2 else None, v[3] if len(v) > 3 else None, a, nd.name)
+    elif op == "InstanceNormPReLU":
+      missing = [i for i in nd.input[1:] if i not in raw]
+      if missing:
+        raise GraphError(f"evaluate: node {nd.name!r}: parameters {missing} must be initializers")
+      r = _instance_norm_prelu(v[0], *(raw[i] for i in nd.input[1:]), a, nd.name)
     else:
       raise GraphError(f"evaluate: op {op!r} of node {nd.name!r} is not supported")
     if op in _INTEGER_OPS:
@@ -300,3 +366,68 @@ def _pool(x: np.ndarray, a: dict, reduce) -> np.ndarray:
   xp = np.pad(x, ((0, 0), (0, 0), (p[0], p[2]), (p[1], p[3])))
   win = sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
   return reduce(win, axis=(-2, -1))
+
+
+def _slice(x: np.ndarray, starts, ends, axes=None, steps=None) -> np.ndarray:
+  """ONNX Slice (non-negative starts/ends, as the exporter writes them)."""
+  axes = range(len(starts)) if axes is None else axes
+  steps = [1] * len(starts) if steps is None else steps
+  index = [slice(None)] * x.ndim
+  for s, e, ax, st in zip(starts, ends, axes, steps):
+    index[int(ax)] = slice(int(s), int(e), int(st))
+  return x[tuple(index)]
+
+
+def _resize_linear_align_corners(x: np.ndarray, scales, sizes, a: dict, name: str) -> np.ndarray:
+  """ONNX Resize, mode "linear", coordinate_transformation_mode "align_corners", along every resized axis:
+  output j sits at input coordinate j·(L_in - 1)/(L_out - 1) (0 when L_out = 1), interpolated between its two
+  neighbours (the upper one clamped to the last position)."""
+  mode, ctm = a.get("mode", b"nearest"), a.get("coordinate_transformation_mode", b"half_pixel")
+  if (mode, ctm) != (b"linear", b"align_corners"):
+    raise GraphError(f"evaluate: node {name!r} (Resize): only mode 'linear' with 'align_corners' is supported, got "
+                     f"{mode!r}/{ctm!r}")
+  out_shape = ([int(s) for s in sizes] if sizes is not None and len(sizes) else
+               [math.floor(d * float(s)) for d, s in zip(x.shape, scales)])
+  for axis, (n_in, n_out) in enumerate(zip(x.shape, out_shape)):
+    if n_in == n_out:
+      continue
+    coord = np.arange(n_out) * (n_in - 1) / (n_out - 1) if n_out > 1 else np.zeros(1)
+    lo = np.floor(coord).astype(np.int64)
+    hi = np.minimum(lo + 1, n_in - 1)
+    frac = (coord - lo).reshape((-1,) + (1,) * (x.ndim - axis - 1))
+    x = np.take(x, lo, axis=axis) * (1 - frac) + np.take(x, hi, axis=axis) * frac
+  return x
+
+
+def _instance_norm_prelu(x: np.ndarray, scale: np.ndarray, offset: np.ndarray, alpha: np.ndarray, a: dict,
+                         name: str) -> np.ndarray:
+  """The InstanceNormPReLU node on x [N, C, 1, L] (integer-valued) in exact Python integers, from its attributes:
+  S1, S2 over L; V = L·S2 − S1² + eps; σ = isqrt(V·4^s); m = sgn(g)·⌊(|g|·2^a + ⌊σ/2⌋)/σ⌋;
+  U = m·(L·X − S1) + b; P = U if U ≥ 0 else ⌊α·U / 2^alpha_shift⌋; Y = clip(⌊(P + rnd)/2^d⌋, out_lo, out_hi).
+  Raises AssertionError if an intermediate reaches 2^62 (int64 backends would no longer be exact)."""
+  def big(arr: np.ndarray) -> np.ndarray:
+    return np.asarray(arr, np.int64).astype(object)  # Python ints: no overflow, floor semantics for >> and //
+
+  def bounded(what: str, v: np.ndarray) -> np.ndarray:
+    if v.size and max(abs(int(e)) for e in v.flat) >= LIMIT:
+      raise AssertionError(f"node {name!r} (InstanceNormPReLU): {what} reaches 2^62, outside exact int64")
+    return v
+
+  length = x.shape[-1]
+  if a["length"] != length:
+    raise GraphError(f"evaluate: node {name!r}: attribute length = {a['length']}, input has {length} positions")
+  cs = (1, -1, 1, 1)
+  xi = big(np.rint(x))
+  g, b, al = (big(p).reshape(cs) for p in (scale, offset, alpha))
+  s1 = xi.sum(axis=-1, keepdims=True)
+  s2 = (xi * xi).sum(axis=-1, keepdims=True)
+  v = bounded("V·4^s", (bounded("L·S2", length * s2) - s1 * s1 + a["eps"]) << (2 * a["s"]))
+  sigma = np.vectorize(math.isqrt, otypes=[object])(v)
+  sign = (g > 0).astype(np.int64) - (g < 0).astype(np.int64)
+  num = bounded("|g|·2^a + σ/2", (np.abs(g) << a["a"]) + (sigma >> 1))
+  m = sign * (num // sigma)
+  u = bounded("U", m * (length * xi - s1) + b)
+  au = bounded("α·U", al * u)
+  p = np.where(u >= 0, u, au >> a["alpha_shift"])
+  y = bounded("P + rnd", p + a["rnd"]) >> a["d"]
+  return np.minimum(np.maximum(y, a["out_lo"]), a["out_hi"]).astype(np.float64)

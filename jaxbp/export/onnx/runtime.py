@@ -8,6 +8,22 @@ below 2^53 (the int32 bound is checked before export), and division by a power o
 so this equals the kernels' `clip((k·ACC + λ) >> d)` bit for bit. (ONNX's `BitShift` is unsigned only and
 integer `Div` truncates toward zero, hence float64.)
 
+The 1-D UNet ops (tensors [N, C, 1, L]): upsample2 gathers the lo/hi taps along L (Gather with the constant
+index vectors of `interpreter.upsample2_taps`) and forms ACC = (2L-1-r)·X[lo] + r·X[hi] with int32 Mul/Add;
+concat casts both inputs to int32 (they may differ in bits and signedness), centre-crops them with Slice and
+joins them with Concat on channels. Both then run the requant chain above.
+
+norm_prelu's intermediates reach 2^62, beyond float64's exact integers, so it runs on int64 tensors
+(onnxruntime's CPU int64 Add/Sub/Mul/Div/Mod/ReduceSum/Less/Greater/Where/Clip are exact):
+  * a floor shift v >> c of a signed value is (v - Mod(v, 2^c)) / 2^c with Mod(fmod=0), whose remainder takes
+    the divisor's sign, i.e. lies in [0, 2^c): v - rem is an exact multiple of 2^c, so the truncating integer
+    Div is exact and the quotient is floor(v / 2^c) for either sign of v;
+  * m = sgn(g)·((|g|·2^a + σ/2) / σ): the numerator is >= 0 and σ >= 1, where truncation is floor;
+  * σ = isqrt(V·4^s) for 0 <= v = V·4^s <= 2^62: Cast(double) -> Sqrt -> Floor -> Cast(int64) gives r. Both the
+    conversion of v and the correctly rounded Sqrt have relative error <= 2^-53, so r's error before Floor is
+    below 2^31·2^-52 < 1 and r is within one of isqrt(v); one correction each way, r - 1 where r·r > v, then
+    r + 1 where (r+1)·(r+1) <= v, makes it exact (every product stays below 2^63).
+
 Graph inputs are integer-valued float32 tensors (exact for 2–8-bit values), outputs integer-valued float64
 (exact for int32 accumulators), both in the layout of `common.onnx_shape` (NCHW; a 1-D net has H = 1).
 """
@@ -21,13 +37,14 @@ import onnx
 from onnx import TensorProto, helper
 
 from jaxbp.export.constraints import check_exportable
-from jaxbp.export.onnx.common import (GraphAccumulator, channel_shape, conv_geometry, elem_type, from_onnx_layout,
-                                      np_type, onnx_shape, pool_geometry, to_onnx_layout)
+from jaxbp.export.onnx.common import (LENGTH_AXIS, GraphAccumulator, channel_shape, concat_crops, conv_geometry,
+                                      elem_type, from_onnx_layout, np_type, onnx_shape, pool_geometry, to_onnx_layout)
 from jaxbp.integerize.graph import Graph, GraphError, Node, TensorSpec
-from jaxbp.integerize.interpreter import check_input
+from jaxbp.integerize.interpreter import check_input, upsample2_taps
 from jaxbp.integerize.ops import has_requant, requant_arrays
 
 F64 = TensorProto.DOUBLE
+I32, I64 = TensorProto.INT32, TensorProto.INT64
 
 
 def to_runtime_onnx(graph: Graph, *, name: str = "jaxbp_integer") -> onnx.ModelProto:
@@ -145,8 +162,105 @@ def _lower(g: GraphAccumulator, node: Node, ins: list[TensorSpec], out: TensorSp
     g.node("Sub", [f"{n}/x64", g.const(f"{n}/lo", np.array(ins[0].range[0], np.int64))], [f"{n}/idx"], f"{n}/idx")
     g.node("Gather", [g.const(f"{n}/table", node.arrays["table"].astype(np_type(out))), f"{n}/idx"],
            [_int(node.output)], f"{n}/gather", axis=0)
+  elif op == "upsample2":
+    _upsample2(g, node, ins[0], out)
+  elif op == "concat":
+    _concat(g, node, ins, out)
+  elif op == "norm_prelu":
+    _norm_prelu(g, node, ins[0], out)
   else:
     raise GraphError(f"layer {n!r}: op {op!r} has no ONNX lowering")
+
+
+def _upsample2(g: GraphAccumulator, node: Node, x_spec: TensorSpec, out: TensorSpec) -> None:
+  """ACC = (2L-1-r)·X[lo] + r·X[hi] along L in int32 (|ACC| <= (2L-1)·2^8, far inside int32), then requant."""
+  n = node.name
+  length = x_spec.shape[0]
+  lo, hi, r = upsample2_taps(length)
+  g.node("Cast", [_int(node.inputs[0])], [f"{n}/x32"], f"{n}/x32", to=I32)
+  for tap, idx, weight in (("lo", lo, 2 * length - 1 - r), ("hi", hi, r)):
+    g.node("Gather", [f"{n}/x32", g.const(f"{n}/{tap}_index", idx.astype(np.int64))], [f"{n}/x_{tap}"],
+           f"{n}/gather_{tap}", axis=LENGTH_AXIS)
+    g.node("Mul", [f"{n}/x_{tap}", g.const(f"{n}/{tap}_weight", weight.astype(np.int32))], [f"{n}/{tap}_term"],
+           f"{n}/weight_{tap}")
+  g.node("Add", [f"{n}/lo_term", f"{n}/hi_term"], [f"{n}/acc"], f"{n}/taps")
+  _requant(g, node, f"{n}/acc", out)
+
+
+def _concat(g: GraphAccumulator, node: Node, ins: list[TensorSpec], out: TensorSpec) -> None:
+  """Both inputs cast to int32, centre-cropped along L (Slice), concatenated on channels, then requant."""
+  n = node.name
+  length, starts = concat_crops(ins)
+  parts = []
+  for i, (t, start) in enumerate(zip(node.inputs, starts)):
+    g.node("Cast", [_int(t)], [f"{n}/in{i}_32"], f"{n}/in{i}_32", to=I32)
+    g.node("Slice", [f"{n}/in{i}_32", g.const(f"{n}/start{i}", np.array([start], np.int64)),
+                     g.const(f"{n}/end{i}", np.array([start + length], np.int64)),
+                     g.const(f"{n}/axes", np.array([LENGTH_AXIS], np.int64))], [f"{n}/in{i}_crop"], f"{n}/crop{i}")
+    parts.append(f"{n}/in{i}_crop")
+  g.node("Concat", parts, [f"{n}/acc"], f"{n}/concat", axis=1)
+  _requant(g, node, f"{n}/acc", out)
+
+
+def floor_shift(g: GraphAccumulator, n: str, v: str, c: int, y: str) -> None:
+  """y = v >> c (floor division by 2^c, 0 <= c <= 62) of an int64 tensor v of either sign (module docstring)."""
+  p = g.const(f"{n}/pow2_{c}", np.array(1 << c, np.int64))
+  g.node("Mod", [v, p], [f"{y}/rem"], f"{y}/rem", fmod=0)
+  g.node("Sub", [v, f"{y}/rem"], [f"{y}/multiple"], f"{y}/multiple")
+  g.node("Div", [f"{y}/multiple", p], [y], f"{y}/div")
+
+
+def isqrt(g: GraphAccumulator, n: str, v: str, y: str) -> None:
+  """y = floor(sqrt(v)) of an int64 tensor v with values in [0, 2^62] (module docstring)."""
+  one = g.const(f"{n}/one", np.array(1, np.int64))
+  g.node("Cast", [v], [f"{y}/v_f"], f"{y}/v_f", to=F64)
+  g.node("Sqrt", [f"{y}/v_f"], [f"{y}/sqrt"], f"{y}/sqrt")
+  g.node("Floor", [f"{y}/sqrt"], [f"{y}/floor"], f"{y}/floor")
+  g.node("Cast", [f"{y}/floor"], [f"{y}/r0"], f"{y}/r0", to=I64)
+  g.node("Mul", [f"{y}/r0", f"{y}/r0"], [f"{y}/r0_sq"], f"{y}/r0_sq")
+  g.node("Greater", [f"{y}/r0_sq", v], [f"{y}/too_big"], f"{y}/too_big")
+  g.node("Sub", [f"{y}/r0", one], [f"{y}/r0_dec"], f"{y}/r0_dec")
+  g.node("Where", [f"{y}/too_big", f"{y}/r0_dec", f"{y}/r0"], [f"{y}/r1"], f"{y}/r1")
+  g.node("Add", [f"{y}/r1", one], [f"{y}/r1_inc"], f"{y}/r1_inc")
+  g.node("Mul", [f"{y}/r1_inc", f"{y}/r1_inc"], [f"{y}/r1_inc_sq"], f"{y}/r1_inc_sq")
+  g.node("Less", [v, f"{y}/r1_inc_sq"], [f"{y}/r1_ok"], f"{y}/r1_ok")
+  g.node("Where", [f"{y}/r1_ok", f"{y}/r1", f"{y}/r1_inc"], [y], f"{y}/r")
+
+
+def _norm_prelu(g: GraphAccumulator, node: Node, x_spec: TensorSpec, out: TensorSpec) -> None:
+  """InstanceNorm + PReLU in int64 (`jaxbp.integerize.instnorm`): statistics per example and channel over L."""
+  n, at = node.name, node.attrs
+  length = x_spec.shape[0]
+  cs = channel_shape(out)
+
+  def c(name: str, value) -> str:
+    return g.const(f"{n}/{name}", np.asarray(value, np.int64))
+
+  def op(kind: str, inputs: list[str], y: str, **attrs) -> str:
+    g.node(kind, inputs, [f"{n}/{y}"], f"{n}/{y}", **attrs)
+    return f"{n}/{y}"
+
+  scale = [int(v) for v in node.arrays["scale"]]
+  x = op("Cast", [_int(node.inputs[0])], "x64", to=I64)
+  axes = c("axes", [LENGTH_AXIS])
+  s1 = op("ReduceSum", [x, axes], "s1", keepdims=1)  # (N, C, 1, 1)
+  s2 = op("ReduceSum", [op("Mul", [x, x], "x_sq"), axes], "s2", keepdims=1)
+  dev = op("Sub", [op("Mul", [s2, c("length", length)], "l_s2"), op("Mul", [s1, s1], "s1_sq")], "l_s2_minus_s1_sq")
+  v = op("Mul", [op("Add", [dev, c("eps", at["eps"])], "var"), c("pow4s", 1 << (2 * at["s"]))], "var_4s")
+  isqrt(g, n, v, f"{n}/sigma")
+  sigma = f"{n}/sigma"
+  num = op("Add", [c("scale_2a", np.array([abs(k) << at["a"] for k in scale], np.int64).reshape(cs)),
+                   op("Div", [sigma, c("two", 2)], "half_sigma")], "m_num")
+  m = op("Mul", [op("Div", [num, sigma], "m_abs"), c("sign", np.sign(scale).reshape(cs))], "m")
+  z = op("Sub", [op("Mul", [x, c("length", length)], "l_x"), s1], "z")
+  u = op("Add", [op("Mul", [m, z], "m_z"), c("offset", node.arrays["offset"].reshape(cs))], "u")
+  au = op("Mul", [u, c("alpha", node.arrays["alpha"].reshape(cs))], "alpha_u")
+  floor_shift(g, n, au, at["alpha_shift"], f"{n}/alpha_u_shift")
+  p = op("Where", [op("Less", [u, c("zero", 0)], "u_neg"), f"{n}/alpha_u_shift", u], "prelu")
+  floor_shift(g, n, op("Add", [p, c("rnd", at["rnd"])], "prelu_rnd"), at["d"], f"{n}/shifted")
+  lo, hi = out.range
+  op("Clip", [f"{n}/shifted", c("lo", lo), c("hi", hi)], "clip")
+  g.node("Cast", [f"{n}/clip"], [_int(node.output)], f"{n}/cast", to=elem_type(out))
 
 
 def run_onnx(model: onnx.ModelProto, graph: Graph, inputs: np.ndarray | Mapping[str, np.ndarray]
