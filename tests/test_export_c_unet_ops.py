@@ -18,20 +18,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from jaxbp import integerize as I
-from jaxbp.deploy import get_platform, simulate
-from jaxbp.deploy import zoo
+from jaxbp.deploy import get_platform, simulate, zoo
 from jaxbp.export.c import emit, run_c, tiled
 from jaxbp.export.c import kernels as ck
 from jaxbp.export.c.emit import c_int
 from jaxbp.export.c.host import CFLAGS
 from jaxbp.export.c.to_deploy import to_network
+from jaxbp.integerize import instnorm
 from jaxbp.integerize.builder import GraphBuilder, Quant
 
 HAVE_GCC = shutil.which("gcc") is not None
 needs_gcc = pytest.mark.skipif(not HAVE_GCC, reason="gcc not found on PATH: the exported C cannot be compiled")
 BITS = st.sampled_from([2, 4, 8])
 KINDS = ("upsample2", "concat", "norm_prelu", "chain")
-LENGTH = st.one_of(st.integers(1, 5), st.integers(1, 70))
+LENGTH = st.integers(1, 70)
 L1_RESERVED = 3_500 + 7 * 3_400 + 1_536  # gap8 stacks + runtime: l1_bytes beyond this is the tile area.
 
 
@@ -50,7 +50,8 @@ def _quant(draw, bits: int | None = None, magnitude: float | None = None) -> Qua
   return Quant(bits, signed, magnitude * 2.0 ** draw(st.floats(-1.5, 1.5)) / 2 ** (bits - signed), narrow)
 
 
-def _mag(q: Quant) -> float:
+def _mag(q: Quant | I.TensorSpec) -> float:
+  """Largest |real value| on the grid (about)."""
   return q.scale * 2 ** (q.bits - 1)
 
 
@@ -91,8 +92,10 @@ def _layer(draw, b: GraphBuilder, i: int) -> tuple[str, list[str]]:
     qa, qb = _quant(draw), _quant(draw)
     bo = draw(BITS)
     ca, cb = _concat_channels(draw, qa.bits, qb.bits, bo)
-    a = b.input(f"x{i}a", (draw(LENGTH), ca), qa)
-    x2 = b.input(f"x{i}b", (draw(LENGTH), cb), qb)
+    n, extra = draw(st.integers(1, 40)), draw(st.integers(0, 9))  # odd extra: the crop start rounds down
+    la, lb = (n + extra, n) if draw(st.booleans()) else (n, n + extra)
+    a = b.input(f"x{i}a", (la, ca), qa)
+    x2 = b.input(f"x{i}b", (lb, cb), qb)
     return kind, [b.concat(name, a, x2, _quant(draw, bo, max(_mag(qa), _mag(qb))))]
   if kind == "upsample2":
     q, bo = _quant(draw), draw(BITS)
@@ -103,11 +106,10 @@ def _layer(draw, b: GraphBuilder, i: int) -> tuple[str, list[str]]:
   n = _norm(draw, b, rng, f"{name}/norm", x)
   if kind == "norm_prelu":
     return kind, [n]
-  qn = b.spec(n)
-  u = b.upsample2(f"{name}/up", n, _quant(draw, draw(BITS), _mag(Quant(qn.bits, qn.signed, qn.scale))))
+  u = b.upsample2(f"{name}/up", n, _quant(draw, draw(BITS), _mag(b.spec(n))))
   cat_bits = draw(st.sampled_from([b_ for b_ in (2, 4, 8) if 2 * b.spec(x).channels % _per(b_) == 0]))
-  qu = b.spec(u)
-  cat = b.concat(f"{name}/cat", u, x, _quant(draw, cat_bits, max(qu.scale * 2 ** (qu.bits - 1), _mag(q))))
+  pair = (u, x) if draw(st.booleans()) else (x, u)  # the longer (2L) input first or second
+  cat = b.concat(f"{name}/cat", *pair, _quant(draw, cat_bits, max(_mag(b.spec(u)), _mag(q))))
   return kind, [n, u, cat, _norm(draw, b, rng, f"{name}/norm2", cat)]
 
 
@@ -130,7 +132,7 @@ def _assert_equal(got, ref, names, graph, what: str) -> None:
 
 
 @needs_gcc
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                  HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_random_unet_layers_c_bit_exact(data, tmp_path_factory):
@@ -164,6 +166,45 @@ def test_norm_prelu_edges_c_bit_exact(length, bits, signed, rounding, tmp_path):
   assert np.abs(node.arrays["offset"]).max() > 2 ** 31  # the int64 constants matter
   feeds = _feeds(graph, np.random.default_rng(length), n=8)
   _assert_equal(run_c(graph, feeds, tmp_path), I.run(graph, feeds), ["norm"], graph, "C")
+
+
+def _raw_norm_fields(rng, x: I.TensorSpec, out: I.TensorSpec, large: bool) -> tuple[dict, dict]:
+  """Random norm_prelu fields within `instnorm.validate`'s bounds, scaled so that most outputs land inside
+  `out`'s range: small shifts (every rounding shows in the output) or large ones (int64 offsets and rounding
+  constants beyond int32)."""
+  c, half = x.channels, 1 << (out.bits - 1)
+  while True:
+    d = int(rng.integers(28, 41) if large else rng.integers(0, 9))
+    s, sh, gb = int(rng.integers(0, 12 if large else 4)), int(rng.integers(0, 17)), int(rng.integers(0, 13))
+    a = max(0, d + s + out.bits - 1 - gb + int(rng.integers(-1, 2)))  # |U| >> d ~ |g|·2^(a - s - d) ~ half
+    attrs = {"eps": int(rng.integers(1, 60)), "s": s, "a": a, "alpha_shift": sh, "d": d,
+             "rnd": int(rng.choice([0, (1 << d) >> 1, rng.integers(0, (1 << d) + 1)]))}
+    arrays = {"scale": rng.integers(-(1 << gb), (1 << gb) + 1, c).astype(np.int32),
+              "offset": rng.integers(-half << d, half << d, c, dtype=np.int64),
+              "alpha": rng.integers(-(1 << sh), (1 << sh) + 1, c).astype(np.int32)}
+    if all(v < instnorm.LIMIT for v in instnorm.bounds(attrs, arrays, x).values()):
+      return attrs, arrays
+
+
+@needs_gcc
+@pytest.mark.parametrize("seed", [0, 1])
+def test_norm_prelu_raw_fields_c_bit_exact(seed, tmp_path):
+  """Hand-made norm_prelu nodes over the fields' whole range (not only what `instnorm.solve` picks): with small
+  shifts d and a, the multiplier's rounded division and the PReLU's floor shift decide the output."""
+  rng = np.random.default_rng(seed)
+  tensors, nodes = {}, []
+  for i in range(12):
+    bits, signed = int(rng.choice([2, 4, 8])), bool(rng.integers(2))
+    length = int(rng.choice([1, 2, 3, int(rng.integers(4, 71))]))
+    x = I.TensorSpec((length, 4 * int(rng.integers(1, 3))), bits, signed, 1.0)
+    out = I.TensorSpec(x.shape, int(rng.choice([2, 4, 8])), bool(rng.integers(2)), 1.0)
+    attrs, arrays = _raw_norm_fields(rng, x, out, large=i % 3 == 2)
+    tensors |= {f"x{i}": x, f"y{i}": out}
+    nodes.append(I.Node(f"norm{i}", "norm_prelu", (f"x{i}",), f"y{i}", attrs, arrays))
+  graph = I.Graph(tensors, tuple(nodes), tuple(f"x{i}" for i in range(12)),
+                  tuple(f"y{i}" for i in range(12))).validate()
+  feeds = _feeds(graph, rng)
+  _assert_equal(run_c(graph, feeds, tmp_path), I.run(graph, feeds), graph.outputs, graph, "C")
 
 
 def test_emitted_int64_constants_and_parameter_bytes(tmp_path):
@@ -257,7 +298,7 @@ def test_deploy_network_of_unet_ops_mirrors_zoo_and_simulates():
   zb.add("cat", "elementwise", "up", (1, 12, 16), src2="enc", mode="concat")
   for want in zb.layers:
     got = net.layer(want.name)
-    assert dataclasses.replace(got, bits_in=8, bits_out=8, bits_in2=got.bits_in2 and 8) == want
+    assert dataclasses.replace(got, bits_in=8, bits_out=8, bits_in2=8 if got.bits_in2 else None) == want
   report = simulate(net, get_platform("gap8"))
   assert report.fits
   cycles = {l.name: l.cycles for l in report.layers}

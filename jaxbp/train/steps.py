@@ -26,9 +26,10 @@ def target_key(task: str) -> str:
 
 def apply_model(model: nn.Module, variables: dict[str, Any], x: jax.Array, *, train: bool,
                 key: jax.Array | None = None) -> tuple[jax.Array, dict[str, Any]]:
-  """Runs `model`; returns (output, updated non-param collections). Explicit dropout key when training."""
+  """Runs `model`; returns (output, updated non-param collections). Explicit dropout key when training (and a
+  "gates" key derived from it, for Bayesian-Bits twins trained at their current gates, e.g. hand-set bits)."""
   mutable = [k for k in variables if k != "params"] if train else False
-  rngs = {"dropout": key} if key is not None else {}
+  rngs = {"dropout": key, "gates": jax.random.fold_in(key, 1)} if key is not None else {}
   if mutable:
     out, new_state = model.apply(variables, x, train=train, rngs=rngs, mutable=mutable)
     return out, dict(new_state)

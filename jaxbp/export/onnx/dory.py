@@ -28,8 +28,9 @@ model's `metadata_props` ("jaxbp.layers", JSON).
 `evaluate` runs the annotated graph with the ops' standard meaning in float64 and checks that every
 tensor that should hold integers does: it is the executable proof that the annotations describe the same
 arithmetic as the integer interpreter (onnxruntime cannot run custom-domain nodes). InstanceNormPReLU, whose
-intermediates exceed float64's exact integers, is evaluated from its attributes in exact Python integers,
-checking that every intermediate stays below 2^62 (the bound that makes int64 arithmetic exact).
+intermediates exceed float64's exact integers, is evaluated from its attributes in exact integer arithmetic
+(Python integers, int64 where the values are checked to fit), checking that every intermediate stays below
+2^62 (the bound that makes int64 arithmetic exact).
 """
 
 from __future__ import annotations
@@ -401,15 +402,19 @@ def _resize_linear_align_corners(x: np.ndarray, scales, sizes, a: dict, name: st
 
 def _instance_norm_prelu(x: np.ndarray, scale: np.ndarray, offset: np.ndarray, alpha: np.ndarray, a: dict,
                          name: str) -> np.ndarray:
-  """The InstanceNormPReLU node on x [N, C, 1, L] (integer-valued) in exact Python integers, from its attributes:
+  """The InstanceNormPReLU node on x [N, C, 1, L] (integer-valued), exactly, from its attributes:
   S1, S2 over L; V = L·S2 − S1² + eps; σ = isqrt(V·4^s); m = sgn(g)·⌊(|g|·2^a + ⌊σ/2⌋)/σ⌋;
   U = m·(L·X − S1) + b; P = U if U ≥ 0 else ⌊α·U / 2^alpha_shift⌋; Y = clip(⌊(P + rnd)/2^d⌋, out_lo, out_hi).
-  Raises AssertionError if an intermediate reaches 2^62 (int64 backends would no longer be exact)."""
+
+  The per-(example, channel) statistics, σ and m run in Python integers (no overflow; `>>` and `//` floor);
+  the per-position products run in int64 only after their exact maxima (|m|·max_t|Z_t| + |b|, |α|·max_t|U_t|,
+  computed in Python integers) are checked to be below 2^62. Raises AssertionError if an intermediate reaches
+  2^62 (the contract that keeps every int64 backend exact)."""
   def big(arr: np.ndarray) -> np.ndarray:
-    return np.asarray(arr, np.int64).astype(object)  # Python ints: no overflow, floor semantics for >> and //
+    return np.asarray(arr, np.int64).astype(object)
 
   def bounded(what: str, v: np.ndarray) -> np.ndarray:
-    if v.size and max(abs(int(e)) for e in v.flat) >= LIMIT:
+    if v.size and int(np.abs(v).max()) >= LIMIT:
       raise AssertionError(f"node {name!r} (InstanceNormPReLU): {what} reaches 2^62, outside exact int64")
     return v
 
@@ -417,17 +422,20 @@ def _instance_norm_prelu(x: np.ndarray, scale: np.ndarray, offset: np.ndarray, a
   if a["length"] != length:
     raise GraphError(f"evaluate: node {name!r}: attribute length = {a['length']}, input has {length} positions")
   cs = (1, -1, 1, 1)
-  xi = big(np.rint(x))
-  g, b, al = (big(p).reshape(cs) for p in (scale, offset, alpha))
+  xi = np.rint(x).astype(np.int64)  # 2-8-bit values: the sums below are far inside int64
   s1 = xi.sum(axis=-1, keepdims=True)
   s2 = (xi * xi).sum(axis=-1, keepdims=True)
-  v = bounded("V·4^s", (bounded("L·S2", length * s2) - s1 * s1 + a["eps"]) << (2 * a["s"]))
+  v = bounded("V·4^s", (bounded("L·S2", length * big(s2)) - big(s1) ** 2 + a["eps"]) << (2 * a["s"]))
   sigma = np.vectorize(math.isqrt, otypes=[object])(v)
+  g = big(scale).reshape(cs)
   sign = (g > 0).astype(np.int64) - (g < 0).astype(np.int64)
-  num = bounded("|g|·2^a + σ/2", (np.abs(g) << a["a"]) + (sigma >> 1))
-  m = sign * (num // sigma)
-  u = bounded("U", m * (length * xi - s1) + b)
-  au = bounded("α·U", al * u)
-  p = np.where(u >= 0, u, au >> a["alpha_shift"])
-  y = bounded("P + rnd", p + a["rnd"]) >> a["d"]
-  return np.minimum(np.maximum(y, a["out_lo"]), a["out_hi"]).astype(np.float64)
+  m = sign * (bounded("|g|·2^a + σ/2", (np.abs(g) << a["a"]) + (sigma >> 1)) // sigma)  # (N, C, 1, 1)
+  z = length * xi - s1
+  b = np.asarray(offset, np.int64).reshape(cs)
+  bounded("U", np.abs(m) * big(np.abs(z).max(axis=-1, keepdims=True)) + np.abs(big(b)))
+  u = m.astype(np.int64) * z + b
+  al = np.asarray(alpha, np.int64).reshape(cs)
+  bounded("α·U", np.abs(big(al)) * big(np.abs(u).max(axis=-1, keepdims=True)))
+  p = np.where(u >= 0, u, (al * u) >> a["alpha_shift"])
+  y = bounded("P + rnd", p + a["rnd"]) >> a["d"]  # |P|, rnd < 2^62: the sum fits int64
+  return np.clip(y, a["out_lo"], a["out_hi"]).astype(np.float64)

@@ -14,7 +14,9 @@ concat casts both inputs to int32 (they may differ in bits and signedness), cent
 joins them with Concat on channels. Both then run the requant chain above.
 
 norm_prelu's intermediates reach 2^62, beyond float64's exact integers, so it runs on int64 tensors
-(onnxruntime's CPU int64 Add/Sub/Mul/Div/Mod/ReduceSum/Less/Greater/Where/Clip are exact):
+(onnxruntime's CPU int64 Add/Sub/Mul/Div/Mod/ReduceSum/Less/Greater/Where are exact; its int64 Clip/Max/Min
+are not: in 1.31, operands with equal upper 32-bit halves are ordered by their lower halves read as signed, e.g.
+Clip(2401791450, 0, 255) = 0, so the final clip is Where(Less(v, lo), lo, v), then Where(Greater(., hi), hi, .)):
   * a floor shift v >> c of a signed value is (v - Mod(v, 2^c)) / 2^c with Mod(fmod=0), whose remainder takes
     the divisor's sign, i.e. lies in [0, 2^c): v - rem is an exact multiple of 2^c, so the truncating integer
     Div is exact and the quotient is floor(v / 2^c) for either sign of v;
@@ -210,6 +212,15 @@ def floor_shift(g: GraphAccumulator, n: str, v: str, c: int, y: str) -> None:
   g.node("Div", [f"{y}/multiple", p], [y], f"{y}/div")
 
 
+def clip_int64(g: GraphAccumulator, n: str, v: str, lo: int, hi: int, y: str) -> None:
+  """y = clip(v, lo, hi) of an int64 tensor with Less/Greater + Where (not Clip/Max/Min: module docstring)."""
+  lo_c, hi_c = g.const(f"{n}/clip_lo", np.array(lo, np.int64)), g.const(f"{n}/clip_hi", np.array(hi, np.int64))
+  g.node("Less", [v, lo_c], [f"{y}/below"], f"{y}/below")
+  g.node("Where", [f"{y}/below", lo_c, v], [f"{y}/at_least_lo"], f"{y}/at_least_lo")
+  g.node("Greater", [f"{y}/at_least_lo", hi_c], [f"{y}/above"], f"{y}/above")
+  g.node("Where", [f"{y}/above", hi_c, f"{y}/at_least_lo"], [y], f"{y}/at_most_hi")
+
+
 def isqrt(g: GraphAccumulator, n: str, v: str, y: str) -> None:
   """y = floor(sqrt(v)) of an int64 tensor v with values in [0, 2^62] (module docstring)."""
   one = g.const(f"{n}/one", np.array(1, np.int64))
@@ -258,8 +269,7 @@ def _norm_prelu(g: GraphAccumulator, node: Node, x_spec: TensorSpec, out: Tensor
   floor_shift(g, n, au, at["alpha_shift"], f"{n}/alpha_u_shift")
   p = op("Where", [op("Less", [u, c("zero", 0)], "u_neg"), f"{n}/alpha_u_shift", u], "prelu")
   floor_shift(g, n, op("Add", [p, c("rnd", at["rnd"])], "prelu_rnd"), at["d"], f"{n}/shifted")
-  lo, hi = out.range
-  op("Clip", [f"{n}/shifted", c("lo", lo), c("hi", hi)], "clip")
+  clip_int64(g, n, f"{n}/shifted", *out.range, f"{n}/clip")
   g.node("Cast", [f"{n}/clip"], [_int(node.output)], f"{n}/cast", to=elem_type(out))
 
 
