@@ -36,6 +36,12 @@ def _window2d(node: Node, nd: int, kernel: tuple[int, ...] | None):
   return tuple(kernel), tuple(stride), (pads[0][0], pads[0][1], pads[1][0], pads[1][1])
 
 
+# Integer op -> (deploy element-wise mode, reads a second tensor). The UNet1d layers (norm_prelu, upsample2,
+# concat) as `jaxbp.deploy.zoo.unet1d` describes them.
+ELEMENTWISE_MODES = {"affine": ("requant", False), "lut": ("lut", False), "mul": ("mul", True),
+                     "norm_prelu": ("norm", False), "upsample2": ("resize", False), "concat": ("concat", True)}
+
+
 def layer_of(graph: Graph, node: Node, producer: dict[str, str]) -> Layer:
   """The deploy `Layer` of one node; `producer` maps tensor names to layer names (or "input")."""
   x, out = graph.tensors[node.inputs[0]], graph.tensors[node.output]
@@ -62,21 +68,12 @@ def layer_of(graph: Graph, node: Node, producer: dict[str, str]) -> Layer:
   if op == "global_avgpool":
     h, w, _ = hwc(x.shape)
     return Layer(op="pool", mode="avg", kernel=(h, w), stride=(h, w), **common)
-  if op == "affine":
-    return Layer(op="elementwise", mode="requant", **common)
-  if op == "lut":
-    return Layer(op="elementwise", mode="lut", **common)
-  if op == "mul":
-    s = graph.tensors[node.inputs[1]]
-    return Layer(op="elementwise", mode="mul", in2_shape=hwc(s.shape), bits_in2=_bits(s), **common)
-  # The UNet1d layers, as `jaxbp.deploy.zoo.unet1d` describes them.
-  if op == "norm_prelu":
-    return Layer(op="elementwise", mode="norm", **common)
-  if op == "upsample2":
-    return Layer(op="elementwise", mode="resize", **common)
-  if op == "concat":
-    s = graph.tensors[node.inputs[1]]
-    return Layer(op="elementwise", mode="concat", in2_shape=hwc(s.shape), bits_in2=_bits(s), **common)
+  if op in ELEMENTWISE_MODES:
+    mode, binary = ELEMENTWISE_MODES[op]
+    if binary:
+      s = graph.tensors[node.inputs[1]]
+      return Layer(op="elementwise", mode=mode, in2_shape=hwc(s.shape), bits_in2=_bits(s), **common)
+    return Layer(op="elementwise", mode=mode, **common)
   raise ValueError(f"node {node.name!r} ({op}): no deploy layer kind for this op (the tiler knows conv, "
                    f"pointwise, depthwise, linear, add, pool and elementwise requant/lut/mul/norm/resize/concat)")
 
