@@ -69,14 +69,14 @@ def test_dory_graph_annotations_and_semantics(case):
   attrs = lambda n: {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
   conv = next(n for n in model.graph.node if n.op_type == "Conv")
   assert conv.domain == oexp.DOMAIN and attrs(conv)["weight_bits"] == 4 and attrs(conv)["bias_bits"] == 32
-  chain = [n.op_type for n in model.graph.node][:6]
-  assert chain == ["Conv", "Mul", "Add", "Div", "Floor", "Clip"]
-  mul, add, clip = model.graph.node[1], model.graph.node[2], model.graph.node[5]
+  chain = [n.op_type for n in model.graph.node][:7]  # c1 (groups = 2) is split: group 0 first
+  assert chain == ["Slice", "Conv", "Mul", "Add", "Div", "Floor", "Clip"]
+  mul, add, clip = model.graph.node[2], model.graph.node[3], model.graph.node[6]
   assert attrs(mul)["mult_bits"] == 32 and attrs(add)["add_bits"] == 32 and attrs(clip)["out_bits"] == 8
   residual = next(n for n in model.graph.node if n.name == "a.residual")
   node_a = graph.node("a")
   assert attrs(residual)["in1_mul"] == node_a.attrs["mul_a"] and attrs(residual)["out_shift"] == node_a.attrs["d"]
-  assert config["input_bits"] == 8 and config["input_signed"] and len(config["layers"]) == len(graph.nodes)
+  assert config["input_bits"] == 8 and config["input_signed"] and len(config["layers"]) == len(graph.nodes) + 2
   assert {m.key for m in model.metadata_props} >= {"jaxbp.layers", "jaxbp.inputs"}
   got = oexp.evaluate(model, graph, x)  # the annotated graph computes exactly the integer model
   for t in graph.outputs:

@@ -6,6 +6,9 @@ accumulators are exact; DORY's frontends read the values, not the dtype), tensor
 
   conv / linear    Conv | Gemm {weight_bits, bias_bits} -> Mul(k) {mult_bits} -> Add(λ) {add_bits}
                    -> Div(2^d) -> Floor -> Clip(lo, hi) {out_bits, out_signed}
+  grouped conv     (1 < groups, not depthwise; PULP-NN has no kernel for it) per group i: Slice(input channels
+                   of group i) -> the conv chain above, named "<layer>/g<i>"; then Concat (channel axis, plain
+                   ONNX, no requant: the groups share one grid). `split_groups=False` keeps one grouped Conv.
   affine (BN+ReLU) Mul(k) -> Add(λ) -> Div -> Floor -> Clip
   add (residual)   Mul(A, mul_a), Mul(B, mul_b) -> Add {in1_mul, in2_mul, in1_bits, in2_bits, out_add, out_shift,
                    out_bits} -> Add(λ) -> Div -> Floor -> Clip
@@ -45,7 +48,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from jaxbp.export.constraints import check_exportable
+from jaxbp.export.constraints import UnsupportedError, check_exportable
 from jaxbp.export.onnx.common import (LENGTH_AXIS, GraphAccumulator, channel_shape, concat_crops, conv_geometry,
                                       from_onnx_layout, onnx_shape, pool_geometry, to_onnx_layout)
 from jaxbp.integerize.graph import ACC_BITS, Graph, GraphError, Node, TensorSpec
@@ -70,8 +73,16 @@ class _Names:
     return str(self.count - 1)
 
 
-def to_dory_onnx(graph: Graph, *, name: str = "jaxbp_dory") -> tuple[onnx.ModelProto, dict[str, Any]]:
-  """(annotated model, DORY config dict) for `graph`; the model passes `onnx.checker` (full check)."""
+def to_dory_onnx(graph: Graph, *, name: str = "jaxbp_dory", split_groups: bool = True
+                 ) -> tuple[onnx.ModelProto, dict[str, Any]]:
+  """(annotated model, DORY config dict) for `graph`; the model passes `onnx.checker` (full check).
+
+  PULP-NN / DORY have conv kernels for groups = 1 and depthwise (groups = Cin = Cout) only. With `split_groups`
+  (default) every other grouped conv "<layer>" becomes `groups` plain annotated convs "<layer>/g<i>" (each on a
+  Slice of its input channels, with its own requant chain) and a plain Concat "<layer>" of their outputs on the
+  channel axis; the config lists the group convs as separate layers ("split_from", "group"). With
+  `split_groups=False` the grouped conv stays one Conv node with its `group` attribute.
+  """
   check_exportable(graph)
   g, names = GraphAccumulator(), _Names()
   specs = graph.tensors
@@ -81,7 +92,11 @@ def to_dory_onnx(graph: Graph, *, name: str = "jaxbp_dory") -> tuple[onnx.ModelP
     inputs.append(helper.make_tensor_value_info(names.of[t], F64, onnx_shape(specs[t])))
   layers = []
   for node in graph.nodes:
-    layers.append(_lower(g, names, node, [specs[t] for t in node.inputs], specs[node.output]))
+    ins, out = [specs[t] for t in node.inputs], specs[node.output]
+    if split_groups and _needs_split(node, ins[0]):
+      layers.extend(_lower_split_conv(g, names, node, ins[0], out))
+    else:
+      layers.append(_lower(g, names, node, ins, out))
   outputs = [helper.make_tensor_value_info(names.of[t], F64, onnx_shape(specs[t])) for t in graph.outputs]
   meta = {"jaxbp.layers": json.dumps(layers), "jaxbp.inputs": json.dumps(
       {names.of[t]: {"name": t, "bits": specs[t].bits, "signed": specs[t].signed, "scale": specs[t].scale}
@@ -279,6 +294,80 @@ def _lower(g: GraphAccumulator, names: _Names, node: Node, ins: list[TensorSpec]
   if rq and op not in ("conv", "linear"):
     layer["shift"] = layer.get("shift", int(node.attrs["d"]))
   return layer
+
+
+def _needs_split(node: Node, x: TensorSpec) -> bool:
+  """Whether `node` is a grouped conv with no PULP-NN kernel: groups > 1 and not depthwise (groups = Cin = Cout)."""
+  if node.op != "conv":
+    return False
+  groups, cout = node.attrs["groups"], node.arrays["weight"].shape[0]
+  return groups > 1 and not groups == x.channels == cout
+
+
+def _channels(spec: TensorSpec, lo: int, hi: int) -> TensorSpec:
+  """`spec` restricted to channels [lo, hi) (a per-channel scale is sliced too)."""
+  scale = spec.scale[lo:hi] if isinstance(spec.scale, tuple) else spec.scale
+  return dataclasses.replace(spec, shape=spec.shape[:-1] + (hi - lo,), scale=scale)
+
+
+def _lower_split_conv(g: GraphAccumulator, names: _Names, node: Node, x_spec: TensorSpec, out: TensorSpec
+                      ) -> list[dict]:
+  """A grouped conv as `groups` annotated plain convs on channel Slices of the input, then a plain Concat.
+
+  Group i reads input channels [i·Cin/G, (i+1)·Cin/G), holds weights [Cout/G][Cin/G][K..] and the bias, k and λ
+  of output channels [i·Cout/G, (i+1)·Cout/G), and shares d; the groups' outputs are on one grid, so the Concat
+  needs no requant. Returns the layer entries: one per group, then the concat.
+  """
+  n, groups = node.name, node.attrs["groups"]
+  w, strides, pads = conv_geometry(node, x_spec)
+  cout, cin = w.shape[0], x_spec.channels
+  co, ci = cout // groups, cin // groups
+  rq = has_requant(node, out)
+  where = f"layer {n!r} (conv, groups = {groups})"
+  checks = [("input channels per group", ci, x_spec.bits), ("output channels per group", co,
+                                                             out.bits if out.bits != ACC_BITS else 8)]
+  if node.attrs["w_bits"] < 8:
+    checks.append(("output channels per group (weights)", co, node.attrs["w_bits"]))
+  for label, count, bits in checks:
+    if bits < 8 and count % (8 // bits):
+      raise UnsupportedError(f"{where}: split into plain convs, its {label} = {count} must be a multiple of "
+                             f"{8 // bits} ({bits}-bit values packed {8 // bits} per byte); export it with "
+                             "split_groups=False to keep the grouped conv")
+  x = names.of[node.inputs[0]]
+  k, lam, d = requant_arrays(node, out.channels) if rq else (None, None, None)
+  layers, parts = [], []
+  for i in range(groups):
+    gn = f"{n}/g{i}"
+    xs, ys = names.new(), names.new()
+    in_spec, out_spec = _channels(x_spec, i * ci, (i + 1) * ci), _channels(out, i * co, (i + 1) * co)
+    g.node("Slice", [x, g.const(f"{gn}.start", np.array([i * ci], np.int64)),
+                     g.const(f"{gn}.end", np.array([(i + 1) * ci], np.int64)),
+                     g.const(f"{gn}.axes", np.array([1], np.int64))], [xs], f"{gn}.slice")
+    _info(g, xs, in_spec)
+    args = [xs, g.const(f"{gn}.weight", _f64(w[i * co:(i + 1) * co]))]
+    if "bias" in node.arrays:
+      args.append(g.const(f"{gn}.bias", _f64(node.arrays["bias"][i * co:(i + 1) * co])))
+    acc = names.new() if rq else ys
+    g.node("Conv", args, [acc], f"{gn}.conv", DOMAIN, group=1, strides=strides, pads=pads,
+           kernel_shape=list(w.shape[2:]), dilations=[1, 1], weight_bits=node.attrs["w_bits"], bias_bits=32)
+    if rq:
+      _info(g, acc, TensorSpec(out_spec.shape, ACC_BITS, True, 1.0))
+      sl = slice(i * co, (i + 1) * co)
+      _chain(g, names, gn, acc, out_spec, k[sl], lam[sl], d, ys)
+    _info(g, ys, out_spec)
+    parts.append(ys)
+    layers.append({"name": gn, "op": "conv", "output": ys, "inputs": [xs], "in_bits": [x_spec.bits],
+                   "out_bits": out.bits, "out_signed": out.signed, "out_scale": out_spec.scale,
+                   "weight_bits": node.attrs["w_bits"], "groups": 1, "kernel": list(w.shape[2:]),
+                   "strides": strides, "pads": pads, "split_from": n, "group": i,
+                   "in_channels": [i * ci, (i + 1) * ci], "out_channels": [i * co, (i + 1) * co]})
+  y = names.of[node.output] = names.new()
+  _info(g, y, out)
+  g.node("Concat", parts, [y], f"{n}.concat", axis=1)
+  layers.append({"name": n, "op": "concat", "output": y, "inputs": parts, "in_bits": [out.bits] * groups,
+                 "out_bits": out.bits, "out_signed": out.signed, "out_scale": out.scale, "split_from": n,
+                 "channels": [co] * groups, "requant": False})
+  return layers
 
 
 # ---------------------------------------------------------------------------------------------------
