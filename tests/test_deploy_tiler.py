@@ -1,19 +1,20 @@
 """Tiler: tiles fit L1 and cover every layer exactly; the DMA program matches the cost model; L2 plans."""
 
+import collections
 import dataclasses
 import itertools
 import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from jaxbp.deploy import zoo
 from jaxbp.deploy.layers import Layer, Network, conv_out, same_padding, with_uniform_bits
 from jaxbp.deploy.memory import plan_memory
 from jaxbp.deploy.platforms import GAP8, XPULPNN_V1, get_platform
-from jaxbp.deploy.schedule import _loads, footprint, input_span
+from jaxbp.deploy.schedule import _loads, footprint, input_span, tile_classes
 from jaxbp.deploy.tiler import axis_candidates, check_tiles, plan_network, tile_layer, tile_transfers, tiles
 
 BITS = st.sampled_from((2, 4, 8))
@@ -102,6 +103,26 @@ def test_dma_program_loads_what_the_cost_model_counts(layer, order):
       assert tr.bytes > 0 and tr.rows >= 1
       l1 = tr.dst_offset if tr.dst == "L1" else tr.src_offset
       assert 0 <= l1 < tiling.l1_bytes
+
+
+@settings(max_examples=40, deadline=None)
+@given(layers(), st.sampled_from(("channels_outer", "spatial_outer")), st.data())
+def test_cost_model_counts_the_setups_of_the_dma_program(layer, order, data):
+  """The cycle model's DMA set-ups (one per plane) equal those the tile loop issues, for any forced tile
+  whose tile classes describe the tiles exactly (the classes model the input halo spans by the first,
+  second and last tile per axis, and a zero-padded residual's channels proportionally)."""
+  assume(layer.in2_shape is None or layer.in2_shape[2] == layer.out_shape[2])
+  tile = tuple(data.draw(st.integers(1, n)) for n in layer.out_shape)
+  tiling = tile_layer(layer, GAP8, tile=tile, loop_order=order)
+  ts = list(tiles(layer, tiling))
+  actual = collections.Counter((t.out_size, t.in_size) for t in ts)
+  model = collections.Counter()
+  for c in tile_classes(layer, tile):
+    model[c.out, c.inp] += c.count
+  assume(actual == model)
+  issued = sum(tr.setups for t in ts for tr in tile_transfers(layer, tiling, t, GAP8))
+  assert tiling.timing.dma_setups == issued
+  assert issued >= len(ts)  # at least every output store
 
 
 def test_sweet_spot_candidates_and_granules():

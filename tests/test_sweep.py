@@ -14,6 +14,7 @@ import pytest
 from tests.conftest import TINY_RESNET
 from jaxbp.nas import sweep as sweep_lib
 from jaxbp.train import FitConfig
+from jaxbp.train.engine import EngineConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = TINY_RESNET
@@ -22,7 +23,7 @@ TINY = TINY_RESNET
 def _config(**kw):
   base = dict(lambdas=(1e-9, 1e-5, 1e-3), search_epochs=3, batch_size=16,
               finetune=FitConfig(max_epochs=2, val_every=1, batch_size=16, progress=False),
-              rotations=(0,), train_seed=False)
+              rotations=(0,), train_seed=False, engine=EngineConfig("vmap"))  # "auto" may differ between runs
   base.update(kw)
   return sweep_lib.SweepConfig(**base)
 
@@ -43,6 +44,8 @@ def test_sweep_writes_results_and_resumes_identically(tiny_synthetic, tmp_path, 
     assert set(c["per_rotation"][0]["ops"]) == {n for n in ["stem_conv", "block0/conv1", "block0/conv2",
                                                             "block1/conv1", "block1/conv2"]}
   assert json.loads((tmp_path / "ref" / "pareto.json").read_text())["front"]["sbp"]
+  assert json.loads((tmp_path / "ref" / "rotation_0" / "engine.json").read_text()) == {"strategy": "vmap",
+                                                                                       "chosen_by": "config"}
   # The largest λ must not give a bigger network than the smallest.
   assert ref["candidates"][-1]["params"] <= ref["candidates"][0]["params"]
 
@@ -83,7 +86,7 @@ def test_cli_sweep_killed_with_sigkill_resumes(tmp_path):
   """The real thing: SIGKILL the CLI mid-search, rerun, compare with an uninterrupted run."""
   env = dict(os.environ, JAXBP_CACHE=str(tmp_path / "cache"))
   args = [sys.executable, "experiments/sweep.py", "--lambdas", "1e-9", "1e-7", "--epochs", "4",
-          "--finetune-epochs", "2", "--no-seed-network", "--no-progress"]
+          "--finetune-epochs", "2", "--no-seed-network", "--no-progress", "--strategy", "vmap"]
   subprocess.run(args + ["--out", str(tmp_path / "ref")], cwd=ROOT, env=env, check=True, capture_output=True)
   proc = subprocess.Popen(args + ["--out", str(tmp_path / "killed")], cwd=ROOT, env=env,
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

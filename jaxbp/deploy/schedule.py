@@ -219,15 +219,19 @@ class TileTransfers:
     return (sum(dma.l1_cycles(t, p) for t in self.inputs), sum(dma.l1_cycles(t, p) for t in self.weights),
             dma.l1_cycles(self.output, p))
 
+  def setups(self) -> tuple[int, int, int]:
+    """DMA set-ups of (the input loads, the weight loads, the output store)."""
+    return sum(t.setups for t in self.inputs), sum(t.setups for t in self.weights), self.output.setups
+
 
 def class_transfers(layer: Layer, cls: TileClass, p: Platform) -> TileTransfers:
   """The L2<->L1 transfers of one tile of class `cls` (offsets not placed)."""
-  n, rows, row, stride = dma.slice_geometry(layer.in_shape, cls.inp, layer.bits_in)
   transpose = cls.inp[2] if layer.op == "depthwise" else 0
-  inputs = [dma.Transfer("input", "L2", "L1", n, rows, row, stride, transpose)]
+  inputs = [dma.Transfer.of_slice("input", "L2", "L1", dma.slice_geometry(layer.in_shape, cls.inp, layer.bits_in),
+                                  transpose)]
   if cls.inp2 is not None:
-    n2, r2, rb2, s2 = dma.slice_geometry(layer.in2_shape, cls.inp2, layer.bits_in2)
-    inputs.append(dma.Transfer("input2", "L2", "L1", n2, r2, rb2, s2))
+    g2 = dma.slice_geometry(layer.in2_shape, cls.inp2, layer.bits_in2)
+    inputs.append(dma.Transfer.of_slice("input2", "L2", "L1", g2))
   weights = []
   wb = weight_tile_bytes(layer, cls.out[2])
   if wb:
@@ -235,8 +239,8 @@ def class_transfers(layer: Layer, cls: TileClass, p: Platform) -> TileTransfers:
   pb = param_tile_bytes(layer, cls.out[2], p)
   if pb:
     weights.append(dma.Transfer("lut" if layer.mode == "lut" else "requant", "L2", "L1", pb, 1, pb))
-  n, rows, row, stride = dma.slice_geometry(layer.out_shape, cls.out, layer.bits_out)
-  return TileTransfers(tuple(inputs), tuple(weights), dma.Transfer("output", "L1", "L2", n, rows, row, stride))
+  out = dma.Transfer.of_slice("output", "L1", "L2", dma.slice_geometry(layer.out_shape, cls.out, layer.bits_out))
+  return TileTransfers(tuple(inputs), tuple(weights), out)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -249,6 +253,7 @@ class L1Timing:
     dma: L2<->L1 DMA busy cycles; dma_exposed: cycles the cores wait on DMA.
     calls: kernel-call overhead summed over tiles.
     n_tiles: number of L1 tiles; loop_order: which loop is outer (see `LOOP_ORDERS`).
+    dma_setups: L2<->L1 DMA set-ups of the loop (one per 2-D transfer, i.e. per plane).
   """
 
   total: float
@@ -260,6 +265,7 @@ class L1Timing:
   calls: float
   n_tiles: int
   loop_order: str
+  dma_setups: int = 0
 
 
 def _loads(layer: Layer, g: tuple[int, int, int], order: str) -> tuple[int, int]:
@@ -280,7 +286,8 @@ def l1_timing(layer: Layer, tile: Shape, p: Platform, loop_order: str | None = N
   per = []
   for cls in classes:
     kc = kernel_cycles(p, layer, cls.out, cls.inp)
-    per.append((cls, kc, class_transfers(layer, cls, p).cycles(p)))
+    xs = class_transfers(layer, cls, p)
+    per.append((cls, kc, xs.cycles(p), xs.setups()))
   orders = (loop_order,) if loop_order else LOOP_ORDERS
   best = None
   for order in orders:
@@ -289,21 +296,24 @@ def l1_timing(layer: Layer, tile: Shape, p: Platform, loop_order: str | None = N
     in_loads, w_loads = _loads(layer, g, order)
     f_in, f_w = in_loads / n_tiles, w_loads / n_tiles
     calls = n_tiles * p.kernel.kernel_call_cycles
-    compute = sum(cls.count * kc.total for cls, kc, _ in per)
-    dma_busy = sum(cls.count * (f_in * i + f_w * w + o) for cls, _, (i, w, o) in per)
+    compute = sum(cls.count * kc.total for cls, kc, _, _ in per)
+    dma_busy = sum(cls.count * (f_in * i + f_w * w + o) for cls, _, (i, w, o), _ in per)
     if p.double_buffer and n_tiles > 1:
       # Pipeline: the first tile's loads and the last tile's store are exposed; every other transfer
       # overlaps a compute (sum over tiles of the DMA excluding those edges, spread evenly).
-      _, _, (i0, w0, o0) = per[0]
+      _, _, (i0, w0, o0), _ = per[0]
       r = (n_tiles - 1) / n_tiles
       total = i0 + w0 + o0 + calls
-      total += sum(cls.count * max(kc.total, r * (f_in * i + f_w * w + o)) for cls, kc, (i, w, o) in per)
+      total += sum(cls.count * max(kc.total, r * (f_in * i + f_w * w + o)) for cls, kc, (i, w, o), _ in per)
     else:
       total = compute + dma_busy + calls
     if best is None or total < best.total:
-      best = L1Timing(total, compute, sum(c.count * kc.im2col for c, kc, _ in per),
-                      sum(c.count * kc.unpack for c, kc, _ in per), dma_busy, total - compute - calls, calls,
-                      n_tiles, order)
+      # Exact: the input (weight) set-ups are the same for every tile sharing a load, so the load fraction
+      # spreads whole numbers.
+      setups = sum(cls.count * (f_in * i + f_w * w + o) for cls, _, _, (i, w, o) in per)
+      best = L1Timing(total, compute, sum(c.count * kc.im2col for c, kc, _, _ in per),
+                      sum(c.count * kc.unpack for c, kc, _, _ in per), dma_busy, total - compute - calls, calls,
+                      n_tiles, order, round(setups))
   return best
 
 
@@ -334,6 +344,7 @@ class LayerTiming:
   l3_exposed: float
   overhead: float
   n_tiles: int
+  dma_setups: int = 0
 
 
 def layer_timing(layer: Layer, l1: L1Timing, stream: L3Stream, p: Platform) -> LayerTiming:
@@ -350,4 +361,4 @@ def layer_timing(layer: Layer, l1: L1Timing, stream: L3Stream, p: Platform) -> L
   overhead = l1.calls + p.kernel.layer_call_cycles
   total = inner + l3_exposed + p.kernel.layer_call_cycles
   return LayerTiming(total, l1.compute, l1.im2col, l1.unpack, l1.dma, l1.dma_exposed, l3, l3_exposed, overhead,
-                     l1.n_tiles)
+                     l1.n_tiles, l1.dma_setups)

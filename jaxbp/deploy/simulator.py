@@ -24,7 +24,8 @@ COMPUTE_BOUND_OPS = ("conv", "pointwise", "linear")
 @dataclasses.dataclass(frozen=True)
 class LayerReport:
   """One layer's simulated cost. Cycles are cluster cycles; `cycles` = compute + dma_exposed +
-  l3_exposed + overhead; im2col/unpack are parts of compute; dma/l3 are busy cycles (overlapped or not)."""
+  l3_exposed + overhead; im2col/unpack are parts of compute; dma/l3 are busy cycles (overlapped or not);
+  dma_setups counts the L2<->L1 DMA set-ups (2-D transfers; a 3-D tile slice pays one per tile row)."""
 
   name: str
   op: str
@@ -47,6 +48,7 @@ class LayerReport:
   overhead_cycles: float
   latency_ms: float
   energy_mj: float
+  dma_setups: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,12 +88,12 @@ class Report:
   def table(self) -> str:
     """Human-readable per-layer breakdown and totals."""
     head = (f"{'layer':28} {'op':11} {'bits':7} {'MACs':>10} {'tiles':>5} {'cycles':>10} {'compute':>10} "
-            f"{'im2col':>8} {'dma':>9} {'dma_exp':>9} {'l3_exp':>9} {'ovh':>7} {'ms':>7}")
+            f"{'im2col':>8} {'dma':>9} {'setups':>6} {'dma_exp':>9} {'l3_exp':>9} {'ovh':>7} {'ms':>7}")
     lines = [head, "-" * len(head)]
     for l in self.layers:
       op = l.op if not l.mode else f"{l.op}/{l.mode}"[:11]
       lines.append(f"{l.name[:28]:28} {op:11} {l.bits_in}/{l.bits_w}/{l.bits_out:<3} {l.macs:10d} {l.n_tiles:5d} "
-                   f"{l.cycles:10.0f} {l.compute_cycles:10.0f} {l.im2col_cycles:8.0f} {l.dma_cycles:9.0f} "
+                   f"{l.cycles:10.0f} {l.compute_cycles:10.0f} {l.im2col_cycles:8.0f} {l.dma_cycles:9.0f} {l.dma_setups:6d} "
                    f"{l.dma_exposed_cycles:9.0f} {l.l3_exposed_cycles:9.0f} {l.overhead_cycles:7.0f} "
                    f"{l.latency_ms:7.3f}")
     lines.append("-" * len(head))
@@ -121,7 +123,8 @@ def report_from_plan(plan: NetworkPlan) -> Report:
     t = layer_timing(l, lp.l1.timing, lp.stream, p)
     layers.append(LayerReport(l.name, l.op, l.mode, l.macs, l.bits_in, l.bits_w, l.bits_out, lp.l1.tile, lp.l1.grid,
                               t.n_tiles, t.total, t.compute, t.im2col, t.unpack, t.dma + t.l3, t.dma_exposed, t.l3,
-                              t.l3_exposed, t.overhead, t.total / (p.freq_mhz * 1e3), layer_energy_mj(l.op, t, p)))
+                              t.l3_exposed, t.overhead, t.total / (p.freq_mhz * 1e3), layer_energy_mj(l.op, t, p),
+                              t.dma_setups))
   total = sum(l.cycles for l in layers)
   return Report(net.name, p.name, p.freq_mhz, plan.fits, plan.reasons, plan.uses_l3, total,
                 total / (p.freq_mhz * 1e3), sum(l.energy_mj for l in layers), net.macs,

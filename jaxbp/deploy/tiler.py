@@ -159,7 +159,8 @@ def tile_layer(layer: Layer, p: Platform, tile: Shape | None = None, loop_order:
   """The L1 tiling of `layer` (or the forced `tile` / `loop_order`, e.g. for tests).
 
   For each candidate width (all of them for 1-D layers, whose time axis is the parallel one; for 2-D
-  layers narrower widths only while the rows of a tile cannot reach the core count), every row count
+  layers narrower widths only while the best tile so far cannot reach the core count in rows or cuts the
+  channels), every row count
   with the largest fitting channel tile (and that tile rounded to a multiple of 4) is a candidate;
   the candidate with the fewest cycles wins (ties: fewer tiles, more channels).
   """
@@ -191,8 +192,8 @@ def tile_layer(layer: Layer, p: Platform, tile: Shape | None = None, loop_order:
       key = (timing.total, g[0] * g[1] * g[2], -t[2])
       if best is None or key < best[0]:
         best = (key, t, timing)
-    if ho > 1 and best is not None and best[1][0] >= min(ho, p.n_cores):
-      break  # rows already keep every core busy: narrower tiles only add DMA set-ups and halos.
+    if ho > 1 and best is not None and best[1][0] >= min(ho, p.n_cores) and best[1][2] == co:
+      break  # rows keep every core busy, all channels in: narrower tiles only add DMA set-ups and halos.
   if best is not None:
     return _make(layer, best[1], p, best[2])
   if p.double_buffer:  # nothing fits double-buffered: try single buffers (no DMA/compute overlap).
@@ -294,11 +295,10 @@ def tile_transfers(layer: Layer, tiling: L1Tiling, tile: Tile, p: Platform,
   out = []
 
   def xfer(kind, full, origin, size, bits, buf, src, dst, transpose=0):
-    n, rows, row, stride = dma.slice_geometry(full, size, bits)
     l2_off = l2.get(kind, 0) + _hwc_offset(full, origin, bits)
     l1_off = tiling.buffer(buf).offset
     s_off, d_off = (l2_off, l1_off) if src == "L2" else (l1_off, l2_off)
-    return dma.Transfer(kind, src, dst, n, rows, row, stride, transpose, s_off, d_off)
+    return dma.Transfer.of_slice(kind, src, dst, dma.slice_geometry(full, size, bits), transpose, s_off, d_off)
 
   if tile.load_input:
     out.append(xfer("input", layer.in_shape, tile.in_origin, tile.in_size, layer.bits_in, f"input[{tile.in_slot}]", "L2",

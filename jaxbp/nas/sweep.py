@@ -33,7 +33,7 @@ from jaxbp.models.configs import TASKS, model_name
 from jaxbp.nas import search as search_lib
 from jaxbp.nas.supernet import export, supernet
 from jaxbp.train.crossval import RotationResult, pooled_report, run_rotation
-from jaxbp.train.engine import Engine, EngineConfig
+from jaxbp.train.engine import Engine, EngineConfig, resolve_auto
 from jaxbp.train.fit import FitConfig
 
 DEFAULT_LAMBDAS = tuple(float(x) for x in np.logspace(-11, -7, 18))
@@ -96,7 +96,6 @@ def search_rotation(model, shapes, split, spec: DatasetSpec, config: SweepConfig
   task = TASKS[model_name(model.config)]
   n = len(config.lambdas)
   step = search_lib.make_search_step(model, shapes, make_cost(config.cost), config.search, task)
-  engine = Engine(step, n, config.engine, n_shared=2)
   base = jax.random.fold_in(jax.random.key(config.seed), rotation)
   keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(np.arange(n))
   init = jax.jit(jax.vmap(lambda k: search_lib.init_state(model, k, spec.window, config.search)))
@@ -106,8 +105,16 @@ def search_rotation(model, shapes, split, spec: DatasetSpec, config: SweepConfig
     restored = flax.serialization.msgpack_restore(ckpt.read_bytes())
     state = flax.serialization.from_state_dict(state, restored["state"])
     start_epoch = int(restored["epoch"])
-  groups = engine.groups(state)
   lams = np.asarray(config.lambdas, np.float32)
+  chosen = workdir / "engine.json"
+  if chosen.exists():  # a resumed rotation continues with the strategy it started with
+    engine_config = dataclasses.replace(config.engine, strategy=json.loads(chosen.read_text())["strategy"])
+  else:  # "auto": time both strategies on this rotation's own state and data
+    probe = (next(batches(split["train"], config.batch_size, seed=0)), next(batches(split["val"], config.batch_size)))
+    engine_config, why = resolve_auto(step, n, state, probe, (lams, keys), config.engine, n_shared=2)
+    _write_json(chosen, why)
+  engine = Engine(step, n, engine_config, n_shared=2)
+  groups = engine.groups(state)
   history = json.loads((workdir / "search_history.json").read_text()) if start_epoch else []
   bar = tqdm(range(start_epoch, config.search_epochs), desc=f"search rotation {rotation} ({n} candidates)",
              disable=not progress, initial=start_epoch, total=config.search_epochs, leave=False)

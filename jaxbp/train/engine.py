@@ -8,13 +8,16 @@ Strategies (the fastest depends on the backend; `tools/bench_sweep.py` measures 
         candidate axis is sharded over all devices (`jax.sharding`), `chunk_size` bounds memory.
   loop  one jitted single-candidate step, called per candidate (candidates spread over devices
         round-robin, so dispatch overlaps across devices).
-"auto" picks vmap on accelerators and on CPU (with the im2col conv formulation of
-`jaxbp.models.layers` a vmapped step is at least as fast as the loop there; see the README figures).
+"auto" is vmap on accelerators; on CPU the two are close (with the im2col conv formulation of
+`jaxbp.models.layers`; see the README figures) and the faster one depends on the model, the candidate count and
+the load of the machine, so `resolve_auto` times a few real steps of each on the run's own state and data and
+picks the faster (callers record the measurement). An Engine built with "auto" directly (no measurement) uses vmap.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any, Callable, Sequence
 
 import jax
@@ -114,3 +117,43 @@ class Engine:
       metrics = jax.device_put(metrics, self.devices[0])  # gather per-device metrics (async copy).
       return new_groups, jax.tree.map(lambda *xs: jnp.stack(xs), *metrics)
     return new_groups, jax.tree.map(lambda *xs: jnp.concatenate(xs), *metrics)
+
+
+def time_strategies(step: Callable[..., tuple[Any, Any]], n: int, stacked: Any, shared: Sequence[Any],
+                    per: Sequence[Any], config: EngineConfig = EngineConfig(), *, n_shared: int = 2,
+                    steps: int = 2) -> dict[str, float]:
+  """Seconds per step of every candidate, {"vmap": s, "loop": s}, each after one compiling step.
+
+  Runs on copies of the host-side stacked state `stacked`: the caller's state is not changed.
+  """
+  out = {}
+  for strategy in ("vmap", "loop"):
+    eng = Engine(step, n, dataclasses.replace(config, strategy=strategy), n_shared)
+    copy = jax.tree.map(np.array, stacked)  # steps donate their state: never alias the caller's arrays
+    groups, m = eng.step(eng.groups(copy), shared, per)
+    jax.block_until_ready((groups, m))
+    t = time.perf_counter()
+    for _ in range(steps):
+      groups, m = eng.step(groups, shared, per)
+    jax.block_until_ready((groups, m))
+    out[strategy] = (time.perf_counter() - t) / steps
+  return out
+
+
+def resolve_auto(step: Callable[..., tuple[Any, Any]], n: int, stacked: Any, shared: Sequence[Any],
+                 per: Sequence[Any], config: EngineConfig = EngineConfig(), *, n_shared: int = 2
+                 ) -> tuple[EngineConfig, dict[str, Any]]:
+  """(config with "auto" replaced by a concrete strategy, a JSON-able record of why).
+
+  vmap on accelerators and for a single candidate; on CPU the faster of vmap and loop by `time_strategies`.
+  """
+  config.resolved_strategy()  # validates the name
+  if config.strategy != "auto":
+    return config, {"strategy": config.strategy, "chosen_by": "config"}
+  backend = jax.default_backend()
+  if backend != "cpu" or n == 1:
+    return dataclasses.replace(config, strategy="vmap"), {"strategy": "vmap", "chosen_by": f"auto ({backend}, n={n})"}
+  seconds = time_strategies(step, n, stacked, shared, per, config, n_shared=n_shared)
+  best = min(seconds, key=seconds.get)
+  return dataclasses.replace(config, strategy=best), {"strategy": best, "chosen_by": "auto (measured on cpu)",
+                                                      "seconds_per_step": seconds, "candidates": n}

@@ -34,7 +34,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from jaxbp.deploy import NetworkPlan, Platform, plan_network, tiles
+from jaxbp.deploy import NetworkPlan, Platform, dma, plan_network, tiles
 from jaxbp.deploy.layers import NETWORK_INPUT
 from jaxbp.deploy.tiler import tile_transfers
 from jaxbp.export.c import kernels
@@ -278,31 +278,24 @@ def slice_geometry(full: tuple[int, int, int], origin: tuple[int, int, int], siz
   """(planes, rows, row_bytes, row_stride, plane_stride) of the HWC tile `size` at `origin` cut from an L2
   tensor of shape `full` (pixels padded to whole bytes); strides are the L2 side's, in bytes.
 
-  All channels of whole rows: one block; all channels, part of a row: one row per tile row; part of the
-  channels of whole rows (or of a single row): one row per pixel; part of the channels and part of the
-  rows: one plane per tile row, one row per pixel -- a 3-D slice (deploy's `dma.slice_geometry` describes
-  it as a single 2-D transfer with the pixel stride, which is wrong from the second tile row on).
+  The geometry is deploy's (`dma.slice_geometry`, which the cycle model charges: one set-up per plane, a
+  3-D slice being one plane per tile row); here the tile must also start and end on byte boundaries.
   """
-  (_, W, C), (h, w, c) = full, size
+  (_, _, C), c = full, size[2]
   if origin[2] * bits % 8 or (c != C and c * bits % 8):
     raise ValueError(f"channel tile {origin[2]}..{origin[2] + c} of {C} {bits}-bit channels does not start and end "
                      f"on byte boundaries")
-  pix, full_pix = -(-c * bits // 8), -(-C * bits // 8)
-  if c == C and w == W:
-    return 1, 1, h * w * pix, h * w * pix, h * w * pix
-  if c == C:
-    return 1, h, w * pix, W * full_pix, h * W * full_pix
-  if w == W or h == 1:
-    return 1, h * w, pix, full_pix, h * W * full_pix
-  return h, w, pix, full_pix, W * full_pix
+  return dma.slice_geometry(full, size, bits).astuple()
 
 
 def _xfer(t, geometry: tuple[int, int, int, int, int] | None = None) -> tuple[int, ...]:
   """(src, dst, planes, rows, row_bytes, dst_stride, src_stride, dst_plane, src_plane) of a deploy transfer,
-  the L1 side contiguous; `geometry` (`slice_geometry`) overrides the transfer's own 2-D one."""
-  if geometry is None:
-    geometry = (1, t.rows, t.row_bytes, t.stride if t.rows > 1 else t.row_bytes, t.bytes)
-  planes, rows, row_bytes, stride, plane_stride = geometry
+  the L1 side contiguous; `geometry` (`slice_geometry`) must agree with the transfer's own."""
+  own = (t.planes, t.rows, t.row_bytes, t.stride if t.rows > 1 else t.row_bytes,
+         t.plane_stride if t.planes > 1 else t.rows * t.row_bytes)
+  if geometry is not None and geometry[:3] != own[:3]:
+    raise ValueError(f"{t.tensor} transfer {own[:3]} disagrees with its slice geometry {geometry[:3]}")
+  planes, rows, row_bytes, stride, plane_stride = geometry or own
   if planes * rows * row_bytes != t.bytes:
     raise ValueError(f"{t.tensor} transfer of {t.bytes} B has geometry {planes} x {rows} x {row_bytes} B")
   ext, loc = (stride, plane_stride), (row_bytes, rows * row_bytes)
