@@ -70,7 +70,7 @@ CASES = [  # spatial, groups, per_group, (in bits, signed, scale), w_bits, out_b
 ]
 
 
-@pytest.mark.parametrize("seed,case", enumerate(CASES), ids=lambda c: "-".join(
+@pytest.mark.parametrize("seed,case", list(enumerate(CASES)), ids=lambda c: "-".join(
     map(str, (len(c[0]), c[1], c[2], c[3][0], c[4], c[5], c[6], c[7]))) if isinstance(c, tuple) else str(c))
 def test_split_grouped_conv_is_bit_exact(seed, case):
   spatial, groups, per_group, in_q, w_bits, out_bits, out_signed, bias = case
