@@ -128,6 +128,12 @@ def main(argv: list[str] | None = None) -> int:
   else:
     diff_mmhg = {"abp": float(np.abs(np.asarray(scalers.abp.unscale(outs["integer"])) -
                                      np.asarray(scalers.abp.unscale(np.asarray(outs["twin"], np.float64)))).max())}
+  # Baseline: the twin's own output change when one-quantum input differences as rare as the worst layer's
+  # local mismatch (at least 0.01 %) are injected.
+  frac = max(max(r.local_mismatch for r in report.layers), 1e-4)
+  sens = from_quant.twin_sensitivity(tw, variables, split["test"]["x"], graph.tensors[graph.inputs[0]].scale, frac)
+  names, mm = (("sbp", "dbp"), (scalers.sbp, scalers.dbp)) if task == "regression" else (("abp",), (scalers.abp,))
+  sens_mmhg = {k: float(sens[..., i].max() * (m.hi - m.lo)) for i, (k, m) in enumerate(zip(names, mm))}
   check = cross_check(graph, {"input": outs["input_codes"]}, c_dir=args.out / "c_check")
   bits = {n.name: [graph.tensors[n.inputs[0]].bits, n.attrs["w_bits"], graph.tensors[n.output].bits]
           for n in graph.nodes if n.op in ("conv", "linear")}
@@ -140,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
       "mae_difference_integer_minus_twin": {k: maes["integer"][k] - maes["twin"][k] for k in ("sbp", "dbp")},
       "mae_difference_integer_minus_float": {k: maes["integer"][k] - maes["float"][k] for k in ("sbp", "dbp")},
       "max_abs_prediction_difference_integer_vs_twin_mmhg": diff_mmhg,
+      "twin_sensitivity": {"input_fraction_moved_by_one_quantum": frac, "max_abs_prediction_change_mmhg": sens_mmhg},
       "fidelity": report.to_json(),
       "all_layers_within_one_quantum_end_to_end": report.within(1.0),
       "all_layers_within_one_quantum_local": report.within(1.0, local=True),

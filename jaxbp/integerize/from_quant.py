@@ -165,6 +165,26 @@ def twin_fidelity(graph: Graph, tw, variables: dict[str, Any], x: np.ndarray
                                     "input_codes": x_int}
 
 
+def twin_sensitivity(tw, variables: dict[str, Any], x: np.ndarray, input_scale: float, fraction: float, *,
+                     seed: int = 0, batch: int = 256) -> np.ndarray:
+  """|twin(x') − twin(x)| where x' moves a random `fraction` of the inputs by ±one input quantum.
+
+  The baseline for end-to-end fidelity: rare one-quantum differences between the integer model and the
+  twin propagate like this through the network, so an end-to-end gap of the same size is the model's own
+  sensitivity, not an integer error. x: float inputs (N, L, 1); returns the absolute output change (N, ...).
+  """
+  import jax  # pylint: disable=import-outside-toplevel
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+
+  v = {k: val for k, val in variables.items() if k in ("params", "gates")}
+  fn = jax.jit(lambda xb: tw.apply(v, xb, train=False))
+  rng = np.random.default_rng(seed)
+  flip = (rng.random(x.shape) < fraction) * rng.choice([-1.0, 1.0], x.shape) * input_scale
+  run_all = lambda xs: np.concatenate([np.asarray(fn(jnp.asarray(xs[i:i + batch], jnp.float32)))
+                                       for i in range(0, len(xs), batch)])
+  return np.abs(run_all(x + flip) - run_all(x))
+
+
 # ---------------------------------------------------------------------------------------------------
 # A quantized-model directory: what `tools/export.py` integerizes and exports.
 
