@@ -158,6 +158,10 @@ def test_mixed_precision_unet_is_bit_exact_across_backends(tmp_path):
   x = np.random.default_rng(0).normal(size=(24, 48, 1)).astype(np.float32)
   tw, variables, g = _mixed_unet(cfg, 48, x[:16])
   _check_unet(tw, variables, g, x[16:], tmp_path)
+  eps = g.tensors["input"].scale
+  assert F.twin_sensitivity(tw, variables, x[16:], eps, 0.0).max() == 0
+  moved = F.twin_sensitivity(tw, variables, x[16:], eps, 0.05)
+  assert moved.shape == (8, 48, 1) and moved.max() > 0
 
 
 def test_mixed_precision_unet_on_real_mimic_windows(tmp_path):
