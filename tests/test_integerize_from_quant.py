@@ -37,7 +37,7 @@ def int8():
 def _mixed_gates(gates):
   """First and last layer at 8 bits (the kernels need whole-byte channel counts: Cin = 1 and Cout = 2 are not),
   4-bit activations and 2/4-bit weights elsewhere."""
-  return set_gate_bits(gates, BBConfig(), mixed_bits(gates, ("stem_conv", "head")).get)
+  return set_gate_bits(gates, BBConfig(), mixed_bits(gates, ("stem_conv", "head")))
 
 
 @pytest.fixture(scope="module")

@@ -132,7 +132,7 @@ def _mixed_unet(cfg, window, x_cal, seed=0):
   tw = twin(cfg, policy)
   variables = from_float(tw, models.init_variables(models.build(cfg), jax.random.key(seed), window), window)
   bits = mixed_bits(variables["gates"], ("conv_first", "conv_final"))
-  variables = {**variables, "gates": set_gate_bits(variables["gates"], policy.bayesian_bits, bits.get)}
+  variables = {**variables, "gates": set_gate_bits(variables["gates"], policy.bayesian_bits, bits)}
   variables = calibrate(tw, variables, [x_cal])
   return tw, variables, F.integerize_twin(tw, variables, window)
 

@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     variables = from_float(tw, float_vars, window)
     if args.mixed:
       bits = mixed_bits(variables["gates"], FIRST_LAST[model_name])
-      variables = {**variables, "gates": set_gate_bits(variables["gates"], policy.bayesian_bits, bits.get)}
+      variables = {**variables, "gates": set_gate_bits(variables["gates"], policy.bayesian_bits, bits)}
     x_train = split["train"]["x"]
     variables = calibrate(tw, variables, [x_train[i:i + 64] for i in range(0, len(x_train), 64)])
   if args.qat_epochs:
@@ -121,19 +121,15 @@ def main(argv: list[str] | None = None) -> int:
 
   maes = {"float": mae(float_pred, split["test"], scalers, task), "twin": mae(twin_pred, split["test"], scalers, task),
           "integer": mae(outs["integer"], split["test"], scalers, task)}
-  if task == "regression":
-    diff_mmhg = {k: float(np.abs(np.array(scalers.unscale_y(outs["integer"])[i]) -
-                                 np.array(scalers.unscale_y(np.asarray(outs["twin"], np.float64))[i])).max())
-                 for i, k in enumerate(("sbp", "dbp"))}
-  else:
-    diff_mmhg = {"abp": float(np.abs(np.asarray(scalers.abp.unscale(outs["integer"])) -
-                                     np.asarray(scalers.abp.unscale(np.asarray(outs["twin"], np.float64)))).max())}
+  # Largest |Δ| per output in mmHg (the label scalers are affine: a difference scales by hi - lo).
+  outputs = (("sbp", scalers.sbp), ("dbp", scalers.dbp)) if task == "regression" else (("abp", scalers.abp),)
+  max_mmhg = lambda delta: {k: float(np.abs(delta[..., i]).max() * (m.hi - m.lo)) for i, (k, m) in enumerate(outputs)}
+  diff_mmhg = max_mmhg(outs["integer"] - np.asarray(outs["twin"], np.float64))
   # Baseline: the twin's own output change when one-quantum input differences as rare as the worst layer's
   # local mismatch (at least 0.01 %) are injected.
   frac = max(max(r.local_mismatch for r in report.layers), 1e-4)
-  sens = from_quant.twin_sensitivity(tw, variables, split["test"]["x"], graph.tensors[graph.inputs[0]].scale, frac)
-  names, mm = (("sbp", "dbp"), (scalers.sbp, scalers.dbp)) if task == "regression" else (("abp",), (scalers.abp,))
-  sens_mmhg = {k: float(sens[..., i].max() * (m.hi - m.lo)) for i, (k, m) in enumerate(zip(names, mm))}
+  sens_mmhg = max_mmhg(from_quant.twin_sensitivity(tw, variables, split["test"]["x"],
+                                                   graph.tensors[graph.inputs[0]].scale, frac))
   check = cross_check(graph, {"input": outs["input_codes"]}, c_dir=args.out / "c_check")
   bits = {n.name: [graph.tensors[n.inputs[0]].bits, n.attrs["w_bits"], graph.tensors[n.output].bits]
           for n in graph.nodes if n.op in ("conv", "linear")}

@@ -70,6 +70,13 @@ def resolve_padding(padding: Padding, spatial: Sequence[int], kernel: Sequence[i
   return pairs
 
 
+def _act_spec(name: str, out: Quant, shape: Sequence[int]) -> TensorSpec:
+  """The output tensor of layer `name` on activation grid `out` (which must be 2, 4 or 8 bits)."""
+  if out.bits not in (2, 4, 8):
+    raise GraphError(f"layer {name!r}: output bits must be 2, 4 or 8, got {out.bits}")
+  return out.spec(shape)
+
+
 def _tuple(v: int | Sequence[int], n: int) -> tuple[int, ...]:
   return (int(v),) * n if isinstance(v, (int, np.integer)) else tuple(int(s) for s in v)
 
@@ -126,9 +133,7 @@ class GraphBuilder:
       else:
         spec = TensorSpec(shape, ACC_BITS, True, acc_scale)
     else:
-      if out.bits not in (2, 4, 8):
-        raise GraphError(f"layer {name!r}: output bits must be 2, 4 or 8, got {out.bits}")
-      spec = out.spec(shape)
+      spec = _act_spec(name, out, shape)
       terms = acc_terms(node, ins, shape[-1])
       rq = solve(name, multipliers, terms, offset, rounding=self.rounding == "half_up")
       self.requants[name] = rq
@@ -244,12 +249,9 @@ class GraphBuilder:
     """InstanceNorm (per example, affine γ/β, epsilon `eps`) then per-channel PReLU(α), onto `out` (int64
     arithmetic, see `instnorm`)."""
     xs = self.spec(x)
-    ins_ok = Node(name, "norm_prelu", (x,), name)
-    infer_shape(ins_ok, [xs])
-    if out.bits not in (2, 4, 8):
-      raise GraphError(f"layer {name!r}: output bits must be 2, 4 or 8, got {out.bits}")
+    spec = _act_spec(name, out, infer_shape(Node(name, "norm_prelu", (x,), name), [xs]))  # (L, C) input only
     attrs, arrays = instnorm.solve(name, xs, gamma, beta, alpha, eps, out.scale, rounding=self.rounding == "half_up")
-    self._declare(name, out.spec(xs.shape))
+    self._declare(name, spec)
     self.nodes.append(Node(name, "norm_prelu", (x,), name, attrs, arrays))
     return name
 
@@ -274,14 +276,13 @@ class GraphBuilder:
     """Elementwise y = fn(x) by table: table[i] = clip(round(fn(scale_x·X_i) / scale_y)) (half to even) for every
     input level X_i = lo..hi; or the given integer `table` (one entry per input level)."""
     xs = self.spec(x)
-    if out.bits not in (2, 4, 8):
-      raise GraphError(f"layer {name!r}: output bits must be 2, 4 or 8, got {out.bits}")
+    spec = _act_spec(name, out, xs.shape)
     lo, hi = xs.range
     if table is None:
       levels = np.arange(lo, hi + 1, dtype=np.float64) * self._act_scale(x)
       table = np.clip(np.round(np.asarray(fn(levels), np.float64) / out.scale), *out.spec((1,)).range)
     node = Node(name, "lut", (x,), name, {}, {"table": np.asarray(table).astype(np.int32)})
-    self._declare(name, out.spec(xs.shape))
+    self._declare(name, spec)
     self.nodes.append(node)
     return name
 

@@ -90,8 +90,6 @@ def validate(node: Node, x: TensorSpec, out: TensorSpec) -> None:
     if arr.size and (arr.min() <= -lim or arr.max() >= lim):
       raise GraphError(f"{where}: array {field!r} has values in [{arr.min()}, {arr.max()}], outside "
                        f"(-2^{lim.bit_length() - 1}, 2^{lim.bit_length() - 1})")
-  if out.bits not in (2, 4, 8):
-    raise GraphError(f"{where}: output bits must be 2, 4 or 8, got {out.bits}")
   for what, v in bounds(at, node.arrays, x).items():
     if not v < LIMIT:
       raise GraphError(f"{where}: {what} can reach {v:.4g}, outside int64 arithmetic's safe range 2^62; "

@@ -7,7 +7,7 @@ float64 matmul over im2col windows: every partial sum is an integer far below 2^
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -117,10 +117,17 @@ def upsample2_taps(length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   return lo, np.minimum(lo + 1, length - 1), r
 
 
+def crop_starts(lengths: Sequence[int]) -> tuple[int, list[int]]:
+  """(n, [start per input]) of concat's centre crop: every input keeps [start, start + n), n = min(lengths),
+  start = (L - n) // 2 (the float UNet1d's `center_crop`)."""
+  n = min(lengths)
+  return n, [(length - n) // 2 for length in lengths]
+
+
 def center_crop(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  """Both (N, L, C) arrays centre-cropped along L to the shorter length (start (L - n) // 2)."""
-  n = min(a.shape[1], b.shape[1])
-  return tuple(v[:, (v.shape[1] - n) // 2:(v.shape[1] - n) // 2 + n] for v in (a, b))
+  """Both (N, L, C) arrays centre-cropped along L to the shorter length (`crop_starts`)."""
+  n, starts = crop_starts([a.shape[1], b.shape[1]])
+  return tuple(v[:, s:s + n] for v, s in zip((a, b), starts))
 
 
 def _check32(node: Node, what: str, v: np.ndarray) -> np.ndarray:

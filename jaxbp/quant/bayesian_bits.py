@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import flax.linen as nn
 import jax
@@ -118,9 +118,9 @@ def log_alpha_for_bits(bits: int, cfg: BBConfig, magnitude: float = 6.0) -> np.n
   return np.where(np.arange(cfg.n_gates) < level, magnitude, -magnitude).astype(np.float32)
 
 
-def set_gate_bits(gates: dict, cfg: BBConfig, bits_of) -> dict:
-  """Gates {name: {"log_alpha": (n,)}} with every gate set `name` fixed to `bits_of(name)` bits."""
-  return {name: {"log_alpha": log_alpha_for_bits(int(bits_of(name)), cfg)} for name in gates}
+def set_gate_bits(gates: dict, cfg: BBConfig, bits: Mapping[str, int]) -> dict:
+  """Gates {name: {"log_alpha": (n,)}} with every gate set `name` fixed to `bits[name]` bits."""
+  return {name: {"log_alpha": log_alpha_for_bits(int(bits[name]), cfg)} for name in gates}
 
 
 def mixed_bits(names, keep8: tuple[str, ...], act_bits: int = 4, weight_bits: tuple[int, ...] = (2, 4)

@@ -46,13 +46,6 @@ def channel_shape(spec: TensorSpec) -> tuple[int, ...]:
   return (1, spec.channels) if len(spec.shape) == 1 else (1, spec.channels, 1, 1)
 
 
-def concat_crops(ins: list[TensorSpec]) -> tuple[int, list[int]]:
-  """(n, [start per input]) of a 1-D concat: each (L, C) input keeps positions [start, start + n) along L, with
-  n = min(L) and start = (L - n) // 2 (the interpreter's `center_crop`)."""
-  n = min(s.shape[0] for s in ins)
-  return n, [(s.shape[0] - n) // 2 for s in ins]
-
-
 def conv_geometry(node, in_spec: TensorSpec):
   """(weight OIHW, strides [sh, sw], pads [pt, pl, pb, pr]) of an IR conv (1-D convs as H = 1)."""
   w = node.arrays["weight"]

@@ -49,11 +49,11 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from jaxbp.export.constraints import UnsupportedError, check_exportable
-from jaxbp.export.onnx.common import (LENGTH_AXIS, GraphAccumulator, channel_shape, concat_crops, conv_geometry,
+from jaxbp.export.onnx.common import (LENGTH_AXIS, GraphAccumulator, channel_shape, conv_geometry,
                                       from_onnx_layout, onnx_shape, pool_geometry, to_onnx_layout)
 from jaxbp.integerize.graph import ACC_BITS, Graph, GraphError, Node, TensorSpec
 from jaxbp.integerize.instnorm import LIMIT
-from jaxbp.integerize.interpreter import check_input
+from jaxbp.integerize.interpreter import check_input, crop_starts
 from jaxbp.integerize.ops import has_requant, requant_arrays
 
 DOMAIN = "org.pulp.dory"
@@ -261,7 +261,7 @@ def _lower(g: GraphAccumulator, names: _Names, node: Node, ins: list[TensorSpec]
     _chain(g, names, n, acc, out, k, lam, d, y)
     layer.update(scale_factor=2, mode="linear", align_corners=True, taps_den=2 * length - 1)
   elif op == "concat":
-    length, starts = concat_crops(ins)
+    length, starts = crop_starts([s.shape[0] for s in ins])
     parts = []
     for i, (t, spec, start) in enumerate(zip(node.inputs, ins, starts)):
       part = names.of[t]

@@ -15,8 +15,9 @@ joins them with Concat on channels. Both then run the requant chain above.
 
 norm_prelu's intermediates reach 2^62, beyond float64's exact integers, so it runs on int64 tensors
 (onnxruntime's CPU int64 Add/Sub/Mul/Div/Mod/ReduceSum/Less/Greater/Where are exact; its int64 Clip/Max/Min
-are not: in 1.31, operands with equal upper 32-bit halves are ordered by their lower halves read as signed, e.g.
-Clip(2401791450, 0, 255) = 0, so the final clip is Where(Less(v, lo), lo, v), then Where(Greater(., hi), hi, .)):
+are not: in 1.31, on tensors of 8 or more elements (the vectorized path; one element comes out right), operands
+with equal upper 32-bit halves are ordered by their lower halves read as signed, e.g. Clip(2401791450, 0, 255) = 0,
+so the final clip is Where(Less(v, lo), lo, v), then Where(Greater(., hi), hi, .)):
   * a floor shift v >> c of a signed value is (v - Mod(v, 2^c)) / 2^c with Mod(fmod=0), whose remainder takes
     the divisor's sign, i.e. lies in [0, 2^c): v - rem is an exact multiple of 2^c, so the truncating integer
     Div is exact and the quotient is floor(v / 2^c) for either sign of v;
@@ -39,10 +40,10 @@ import onnx
 from onnx import TensorProto, helper
 
 from jaxbp.export.constraints import check_exportable
-from jaxbp.export.onnx.common import (LENGTH_AXIS, GraphAccumulator, channel_shape, concat_crops, conv_geometry,
+from jaxbp.export.onnx.common import (LENGTH_AXIS, GraphAccumulator, channel_shape, conv_geometry,
                                       elem_type, from_onnx_layout, np_type, onnx_shape, pool_geometry, to_onnx_layout)
 from jaxbp.integerize.graph import Graph, GraphError, Node, TensorSpec
-from jaxbp.integerize.interpreter import check_input, upsample2_taps
+from jaxbp.integerize.interpreter import check_input, crop_starts, upsample2_taps
 from jaxbp.integerize.ops import has_requant, requant_arrays
 
 F64 = TensorProto.DOUBLE
@@ -192,7 +193,7 @@ def _upsample2(g: GraphAccumulator, node: Node, x_spec: TensorSpec, out: TensorS
 def _concat(g: GraphAccumulator, node: Node, ins: list[TensorSpec], out: TensorSpec) -> None:
   """Both inputs cast to int32, centre-cropped along L (Slice), concatenated on channels, then requant."""
   n = node.name
-  length, starts = concat_crops(ins)
+  length, starts = crop_starts([s.shape[0] for s in ins])
   parts = []
   for i, (t, start) in enumerate(zip(node.inputs, starts)):
     g.node("Cast", [_int(t)], [f"{n}/in{i}_32"], f"{n}/in{i}_32", to=I32)
