@@ -45,7 +45,7 @@ FIRST_LAST = {"resnet1d": ("stem_conv", "head"), "unet1d": ("conv_first", "conv_
 def mae(pred: np.ndarray, split: dict, scalers: Scalers, task: str) -> dict[str, float]:
   """Test MAE in mmHg: SBP, DBP (and ABP for sig2sig)."""
   sbp, dbp, extra = to_mmhg(np.asarray(pred, np.float64), split, scalers, task)
-  out = {"sbp": regression.error_stats(sbp, split["sbp"])["mae"], "dbp": regression.error_stats(dbp, split["dbp"])["mae"]}
+  out = {k: regression.error_stats(v, split[k])["mae"] for k, v in (("sbp", sbp), ("dbp", dbp))}
   if "abp_mae_mmhg" in extra:
     out.update(abp=extra["abp_mae_mmhg"], windows_without_beats=extra["windows_without_beats"])
   return out

@@ -93,7 +93,8 @@ class Report:
     for l in self.layers:
       op = l.op if not l.mode else f"{l.op}/{l.mode}"[:11]
       lines.append(f"{l.name[:28]:28} {op:11} {l.bits_in}/{l.bits_w}/{l.bits_out:<3} {l.macs:10d} {l.n_tiles:5d} "
-                   f"{l.cycles:10.0f} {l.compute_cycles:10.0f} {l.im2col_cycles:8.0f} {l.dma_cycles:9.0f} {l.dma_setups:6d} "
+                   f"{l.cycles:10.0f} {l.compute_cycles:10.0f} {l.im2col_cycles:8.0f} {l.dma_cycles:9.0f} "
+                   f"{l.dma_setups:6d} "
                    f"{l.dma_exposed_cycles:9.0f} {l.l3_exposed_cycles:9.0f} {l.overhead_cycles:7.0f} "
                    f"{l.latency_ms:7.3f}")
     lines.append("-" * len(head))

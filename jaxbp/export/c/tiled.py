@@ -20,9 +20,9 @@ tile that cuts channels, columns and more than one row is a 3-D slice, one 2-D t
 
 Tiled: conv, pointwise, depthwise and linear layers with a requantized output, residual adds.
 Untiled fallback (the reference kernel called on the L2 tensors): pools (max/avg/global), affine, lut,
-mul, the 1-D UNet ops (upsample2, concat, norm_prelu), and conv/linear with a raw int32 output (the tiler has no 32-bit activations; that output lives in a
-separate int32 array). A fallback tensor whose pixels are not whole bytes (C * bits % 8 != 0) is staged
-through int32 host arrays, which `#error`s in the target build.
+mul, the 1-D UNet ops (upsample2, concat, norm_prelu), and conv/linear with a raw int32 output (the tiler
+has no 32-bit activations; that output lives in a separate int32 array). A fallback tensor whose pixels are
+not whole bytes (C * bits % 8 != 0) is staged through int32 host arrays, which `#error`s in the target build.
 """
 
 from __future__ import annotations
