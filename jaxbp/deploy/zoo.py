@@ -20,6 +20,7 @@ from typing import Any
 from jaxbp.deploy.layers import NETWORK_INPUT, Layer, Network, Shape, conv_out, same_padding
 from jaxbp.models.configs import ModelConfig, config_from_dict, config_to_dict, model_name, seed_config
 from jaxbp.models.layers import SlotSpec
+from jaxbp.models.mobilenet import MobileNetConfig
 from jaxbp.models.resnet1d import ResNet1dConfig
 from jaxbp.models.unet1d import UNet1dConfig
 
@@ -65,61 +66,39 @@ class GraphBuilder:
     return Network(name, self.input_shape, tuple(self.layers))
 
 
-# MobileNetV1 body: (output channels, stride) of the 13 depthwise-separable blocks.
-_V1_BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1), (512, 1), (512, 1), (512, 1),
-              (512, 1), (1024, 2), (1024, 1))
-# MobileNetV2 body: (expansion t, channels c, repeats n, stride s).
-_V2_BLOCKS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+_DEPLOY_OPS = {"conv": "conv", "dw": "depthwise", "pw": "pointwise", "add": "add", "pool": "pool", "fc": "linear"}
 
 
-def _fmt(width_mult: float) -> str:
-  return f"{width_mult:.1f}" if float(width_mult).is_integer() else f"{width_mult:g}"
+def mobilenet(cfg: MobileNetConfig) -> Network:
+  """The deployment graph of a MobileNet description (`jaxbp.models.mobilenet`): same names, shapes, padding."""
+  b = GraphBuilder((cfg.resolution, cfg.resolution, cfg.in_channels))
+  for l in cfg.layers():
+    op, out = _DEPLOY_OPS[l.kind], (*l.out_hw, l.cout)
+    if l.kind in ("conv", "dw", "pw"):
+      p = l.padding
+      b.add(l.name, op, l.inputs[0], out, kernel=(l.kernel, l.kernel), stride=(l.stride, l.stride),
+            padding=(p, p, p, p), groups=l.groups, slot=l.block)
+    elif l.kind == "add":
+      b.add(l.name, op, l.inputs[0], out, src2=l.residual, slot=l.block)
+    elif l.kind == "pool":
+      b.add(l.name, op, l.inputs[0], out, mode="avg", kernel=l.in_hw, stride=l.in_hw)
+    else:
+      b.add(l.name, op, l.inputs[0], out)
+  return b.network(cfg.name)
 
 
 def mobilenet_v1(width_mult: float = 1.0, resolution: int = 224, classes: int = 1000) -> Network:
   """MobileNetV1-`width_mult`-`resolution` (TF-slim channel rounding: max(int(c*alpha), 8))."""
   if width_mult <= 0 or resolution < 32:
     raise ValueError(f"mobilenet_v1: need width_mult > 0 and resolution >= 32, got {width_mult}, {resolution}")
-  ch = lambda c: max(int(c * width_mult), 8)
-  b = GraphBuilder((resolution, resolution, 3))
-  x = b.conv2d("conv0", NETWORK_INPUT, ch(32), 3, 2)
-  for i, (c, s) in enumerate(_V1_BLOCKS, start=1):
-    x = b.conv2d(f"block{i}/depthwise", x, 0, 3, s, op="depthwise", slot=f"block{i}")
-    x = b.conv2d(f"block{i}/pointwise", x, ch(c), 1, 1, op="pointwise", slot=f"block{i}")
-  x = b.global_pool("pool", x)
-  b.add("fc", "linear", x, (1, 1, classes))
-  return b.network(f"mobilenet_v1_{_fmt(width_mult)}_{resolution}")
-
-
-def _make_divisible(v: float, divisor: int = 8) -> int:
-  new = max(divisor, int(v + divisor / 2) // divisor * divisor)
-  return new + divisor if new < 0.9 * v else new
+  return mobilenet(MobileNetConfig("v1", width_mult, resolution, classes))
 
 
 def mobilenet_v2(width_mult: float = 1.0, resolution: int = 224, classes: int = 1000) -> Network:
   """MobileNetV2-`width_mult`-`resolution` (channels rounded to multiples of 8, as the reference)."""
   if width_mult <= 0 or resolution < 32:
     raise ValueError(f"mobilenet_v2: need width_mult > 0 and resolution >= 32, got {width_mult}, {resolution}")
-  b = GraphBuilder((resolution, resolution, 3))
-  cin = _make_divisible(32 * width_mult)
-  x = b.conv2d("conv0", NETWORK_INPUT, cin, 3, 2)
-  j = 0
-  for t, c, n, s in _V2_BLOCKS:
-    cout = _make_divisible(c * width_mult)
-    for i in range(n):
-      j += 1
-      stride, src, tag = (s if i == 0 else 1), x, f"block{j}"
-      if t != 1:
-        x = b.conv2d(f"{tag}/expand", x, cin * t, 1, 1, op="pointwise", slot=tag)
-      x = b.conv2d(f"{tag}/depthwise", x, 0, 3, stride, op="depthwise", slot=tag)
-      x = b.conv2d(f"{tag}/project", x, cout, 1, 1, op="pointwise", slot=tag)
-      if stride == 1 and cin == cout:
-        x = b.add(f"{tag}/add", "add", x, b.shapes[x], src2=src, slot=tag)
-      cin = cout
-  x = b.conv2d("conv_last", x, _make_divisible(1280 * max(width_mult, 1.0)), 1, 1, op="pointwise")
-  x = b.global_pool("pool", x)
-  b.add("fc", "linear", x, (1, 1, classes))
-  return b.network(f"mobilenet_v2_{_fmt(width_mult)}_{resolution}")
+  return mobilenet(MobileNetConfig("v2", width_mult, resolution, classes))
 
 
 def slot_layers(b: GraphBuilder, name: str, spec: SlotSpec, op: str, src: str) -> str:
