@@ -32,8 +32,7 @@ def _out_quant(draw, magnitude: float) -> Quant:
   """An output grid whose range covers `magnitude` up to a random factor (some clipping, some slack)."""
   bits, signed = draw(BITS), draw(st.booleans())
   factor = 2.0 ** draw(st.floats(-1.5, 2.0))
-  narrow = signed and draw(st.booleans())  # symmetric signed grid, as fake-quantizers use
-  return Quant(bits, signed, max(magnitude, 1e-12) * factor / 2 ** (bits - (1 if signed else 0)), narrow)
+  return Quant(bits, signed, max(magnitude, 1e-12) * factor / 2 ** (bits - (1 if signed else 0)))  # full grid
 
 
 def _window(draw, size: int, max_kernel: int = 5):

@@ -52,7 +52,9 @@ def test_graph_mirrors_the_twin(int8):
   assert ops[:2] == ["conv", "maxpool"] and ops[-3:] == ["affine", "global_avgpool", "linear"]
   assert ops.count("lut") == 2 and ops.count("add") == 2 and ops.count("mul") == 2
   assert g.tensors["head"].bits == 32 and len(g.tensors["head"].scale) == 2  # per-channel accumulator quantum
-  assert g.tensors["block0/conv2"].narrow and not g.tensors["stem_conv"].signed  # PACT grids, ReLU folded
+  # PACT's narrow signed grid becomes the kernels' full grid (clips to [-2^(b-1), 2^(b-1)-1]); ReLU folded
+  assert g.tensors["block0/conv2"].signed and not g.tensors["block0/conv2"].narrow
+  assert not g.tensors["stem_conv"].signed
   assert "block0/drop2" not in g.tensors  # dropout is the identity
 
 

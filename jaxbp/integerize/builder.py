@@ -26,7 +26,7 @@ from jaxbp.integerize.graph import ACC_BITS, Graph, GraphError, Node, TensorSpec
 from jaxbp.integerize.ops import infer_shape
 from jaxbp.integerize.quantize import quantize_bias
 from jaxbp.integerize.ranges import acc_terms, check_int32
-from jaxbp.integerize.requant import Requant, solve
+from jaxbp.integerize.requant import AddRequant, Requant, solve, solve_add
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +97,7 @@ class GraphBuilder:
     self.inputs: list[str] = []
     self.meta = dict(meta or {})
     self.requants: dict[str, Requant] = {}  # per node, for precision reports
+    self.add_requants: dict[str, AddRequant] = {}
 
   def spec(self, name: str) -> TensorSpec:
     if name not in self.tensors:
@@ -122,7 +123,7 @@ class GraphBuilder:
 
   def _emit(self, name: str, op: str, inputs: Sequence[str], attrs: dict[str, Any], arrays: dict[str, np.ndarray],
             out: Quant | None, *, multipliers: Sequence[np.ndarray | float] = (), offset: np.ndarray | float = 0.0,
-            acc_scale: Any = None) -> str:
+            acc_scale: Any = None, acc_factor: int = 1) -> str:
     """Solves the requant (if `out`), declares the output tensor and appends the node."""
     ins = [self.spec(t) for t in inputs]
     node = Node(name, op, tuple(inputs), name, dict(attrs), dict(arrays))
@@ -135,13 +136,10 @@ class GraphBuilder:
     else:
       spec = _act_spec(name, out, shape)
       terms = acc_terms(node, ins, shape[-1])
-      rq = solve(name, multipliers, terms, offset, rounding=self.rounding == "half_up")
+      rq = solve(name, multipliers, terms, offset, rounding=self.rounding == "half_up", acc_factor=acc_factor)
       self.requants[name] = rq
-      if op == "add":
-        attrs.update(mul_a=int(rq.ks[0][0]), mul_b=int(rq.ks[1][0]), add=int(rq.lam[0]), d=rq.d)
-      else:
-        arrays.update(k=rq.k.astype(np.int32), lam=rq.lam.astype(np.int32))
-        attrs["d"] = rq.d
+      arrays.update(k=rq.k.astype(np.int32), lam=rq.lam.astype(np.int32))
+      attrs["d"] = rq.d
       node = Node(name, op, tuple(inputs), name, dict(attrs), dict(arrays))
     self._declare(name, spec)
     self.nodes.append(node)
@@ -200,9 +198,17 @@ class GraphBuilder:
   # ---- requantizing ops without weights -----------------------------------------------------------
 
   def add(self, name: str, a: str, b: str, out: Quant) -> str:
-    """Residual add y = a + b, both inputs requantized onto `out`."""
-    return self._emit(name, "add", [a, b], {}, {}, out,
-                      multipliers=[self._act_scale(a) / out.scale, self._act_scale(b) / out.scale])
+    """Residual add y = a + b as PULP-NN computes it: each input requantized onto the intermediate quantum
+    ε_m (`requant.solve_add`: no input clips its 8-bit grid) and clipped, summed, then ε_m -> `out`."""
+    sa, sb = self.spec(a), self.spec(b)
+    node = Node(name, "add", (a, b), name)
+    spec = _act_spec(name, out, infer_shape(node, [sa, sb]))
+    rq = solve_add(name, [self._act_scale(a), self._act_scale(b)], [sa.range, sb.range], [sa.signed, sb.signed],
+                   out.scale, rounding=self.rounding == "half_up")
+    self.add_requants[name] = rq
+    self._declare(name, spec)
+    self.nodes.append(Node(name, "add", (a, b), name, dict(rq.fields), {}))
+    return name
 
   def mul(self, name: str, x: str, s: str, out: Quant) -> str:
     """Channel-broadcast product x (…, C) · s (C,) (squeeze-excitation gating)."""
@@ -217,13 +223,15 @@ class GraphBuilder:
     kernel = _tuple(kernel, nd)
     stride = kernel if stride is None else _tuple(stride, nd)
     attrs = {"kernel": kernel, "stride": stride, "padding": resolve_padding(padding, xs.shape[:-1], kernel, stride)}
-    return self._emit(name, "avgpool", [x], attrs, {}, out,
-                      multipliers=[self._act_scale(x) / (out.scale * int(np.prod(kernel)))])
+    n = int(np.prod(kernel))
+    return self._emit(name, "avgpool", [x], attrs, {}, out, multipliers=[self._act_scale(x) / (out.scale * n)],
+                      acc_factor=n)
 
   def global_avgpool(self, name: str, x: str, out: Quant) -> str:
     """Mean over all positions: (…, C) -> (C,)."""
     n = int(np.prod(self.spec(x).shape[:-1]))
-    return self._emit(name, "global_avgpool", [x], {}, {}, out, multipliers=[self._act_scale(x) / (out.scale * n)])
+    return self._emit(name, "global_avgpool", [x], {}, {}, out, multipliers=[self._act_scale(x) / (out.scale * n)],
+                      acc_factor=n)
 
   def affine(self, name: str, x: str, scale: np.ndarray, shift: np.ndarray, out: Quant) -> str:
     """Per-channel y = scale·x + shift (an inference BatchNorm), ReLU if `out` is unsigned."""

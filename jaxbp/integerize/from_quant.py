@@ -50,7 +50,7 @@ def grid_quant(grid: dict[str, Any], where: str, act: str = "none") -> Quant:
                      f"{'signed' if signed else 'unsigned'} grid")
   if int(grid.get("zero_point", 0)) != 0:
     raise GraphError(f"{where}: asymmetric activation grids (zero point {grid['zero_point']}) are not supported")
-  return Quant(bits, signed, float(grid["scale"]), narrow)
+  return Quant(bits, signed, float(grid["scale"]))  # the kernels clip signed outputs to the full grid (narrow: -2^(b-1) too)
 
 
 def graph_from_readoff(records: Sequence[dict[str, Any]], window: int, *, meta: dict[str, Any] | None = None
@@ -93,7 +93,11 @@ def graph_from_readoff(records: Sequence[dict[str, Any]], window: int, *, meta: 
     elif op == "mul":
       last = b.mul(name, ins[0], ins[1], out)
     elif op == "sigmoid":
-      last = b.lut(name, ins[0], None, out, table=np.asarray(r["lut"]))
+      table = np.asarray(r["lut"])
+      lo, hi = b.spec(ins[0]).range
+      if len(table) == hi - lo:  # the twin's narrow input grid lacks -2^(b-1), which the kernels' clip produces:
+        table = np.concatenate([table[:1], table])  # it maps like the twin's lowest level (the twin's own clip)
+      last = b.lut(name, ins[0], None, out, table=table)
     elif op == "maxpool":
       w = int(r["window"])
       last = b.maxpool(name, ins[0], w, stride=w, padding=[((w - 1) // 2, w - 1 - (w - 1) // 2)])

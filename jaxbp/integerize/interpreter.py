@@ -14,7 +14,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from jaxbp.integerize import instnorm
 from jaxbp.integerize.graph import Graph, GraphError, Node, TensorSpec
-from jaxbp.integerize.ops import INT32_MAX, INT32_MIN, has_requant, requant_arrays, window_fields
+from jaxbp.integerize.ops import (INT32_MAX, INT32_MIN, add_fields, clip8_range, has_requant, requant_arrays,
+                                  window_fields)
 from jaxbp.integerize.ranges import Int32OverflowError
 
 
@@ -72,11 +73,7 @@ def apply_node(node: Node, xs: list[np.ndarray], ins: list[TensorSpec], out: Ten
   if op == "norm_prelu":
     return instnorm.apply(node, x, out)
   if op == "add":
-    k = [node.attrs["mul_a"], node.attrs["mul_b"]]
-    _check32(node, "mul_a·A", k[0] * xs[0])
-    _check32(node, "mul_b·B", k[1] * xs[1])
-    v = _check32(node, "k·ACC + lam", k[0] * xs[0] + k[1] * xs[1] + node.attrs["add"])
-    return np.clip(v >> node.attrs["d"], *out.range)
+    return add(node, xs, ins, out)
   if op in ("conv", "linear"):
     w = node.arrays["weight"].astype(np.int64)
     if op == "conv":
@@ -108,6 +105,20 @@ def apply_node(node: Node, xs: list[np.ndarray], ins: list[TensorSpec], out: Ten
   _check32(node, "k·ACC", k * acc)
   v = _check32(node, "k·ACC + lam", k * acc + lam)
   return np.clip(v >> d, *out.range)
+
+
+def add(node: Node, xs: list[np.ndarray], ins: list[TensorSpec], out: TensorSpec) -> np.ndarray:
+  """PULP-NN-mixed's residual add: each input requantized and clipped to its 8-bit grid, summed, requantized."""
+  (m1, a1, s1), (m2, a2, s2), (mo, ao, so) = add_fields(node)
+  r = []
+  for i, (x, spec, m, a, s) in enumerate(((xs[0], ins[0], m1, a1, s1), (xs[1], ins[1], m2, a2, s2)), 1):
+    _check32(node, f"in{i}: X·mul", x * m)
+    v = _check32(node, f"in{i}: X·mul + add", x * m + a)
+    r.append(np.clip(v >> s, *clip8_range(spec.signed)))
+  total = r[0] + r[1]
+  _check32(node, "out: sum·mul", total * mo)
+  v = _check32(node, "out: sum·mul + add", total * mo + ao)
+  return np.clip(v >> so, *out.range)
 
 
 def upsample2_taps(length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -11,7 +11,6 @@ are all this one rule. ACC per op (X: input integers, W: weights, B: int32 bias)
   conv            Σ_{window, cin in group} X·W + B          1-D (L, C) or 2-D (H, W, C); stride, zero padding,
                                                            groups (depthwise: groups = C); W [Cout][K..][Cin/g]
   linear          Σ_cin X·W + B                           (Cin,) -> (Cout,); W [Cout][Cin]
-  add             mul_a·A + mul_b·B (then + add, >> d)     residual add, both inputs requantized (attrs)
   mul             X·S, S (C,) broadcast over positions    squeeze-excitation gating
   avgpool         Σ_window X (zero padding counts)         k folds 1/window
   global_avgpool  Σ_positions X -> (C,)
@@ -21,6 +20,23 @@ are all this one rule. ACC per op (X: input integers, W: weights, B: int32 bias)
   concat          [A[ca:ca+n], B[cb:cb+n]] on channels      1-D only: both inputs centre-cropped to n = min(La, Lb)
                                                            (c = (L-n)//2), concatenated, then per-channel requant
 conv and linear may instead output the raw int32 ACC (output tensor of 32 bits; no k/lam/d).
+avgpool and global_avgpool (PULP-NN's pooling kernels): k and lam are one value for all channels, k >= 0, lam >= 0
+for an unsigned input, and K·k·max|ACC| (K = window size, H·W for the global pool) fits int32 -- PULP-NN's 8-bit
+avgpool computes (ACC·(k·K)) / K in 32 bits, PULP-NN-mixed (k·K)/K first (checked by `ranges.check_int32`).
+
+add (residual; PULP-NN-mixed's pulp_nn_add_<in1>_<in2>_<out>, 32-bit constants) has its own two-stage requant,
+attrs in1_mul, in1_add, in1_shift, in2_mul, in2_add, in2_shift, out_mul, out_add, out_shift (ints; the muls/adds
+int32, the shifts in [0, 31]), no `d`/k/lam:
+
+    R_i = clip8_i((X_i·in{i}_mul + in{i}_add) >> in{i}_shift)      i = 1 (inputs[0]), 2 (inputs[1])
+    Y   = clip(((R_1 + R_2)·out_mul + out_add) >> out_shift, lo, hi)
+
+clip8_i clips to the 8-bit grid of input i's signedness, whatever its bits: [0, 255] for an unsigned input,
+[-128, 127] for a signed one (the kernels' clip8 / clips8). Every product and sum is int32 (checked statically).
+A "no output requant" kernel call (out_requant_flag = 0) is out_mul = 1, out_add = 0, out_shift = 0.
+
+Signed outputs clip to the full two's-complement range [-2^(b-1), 2^(b-1)-1], as PULP-NN's clips8/clips4/clips2:
+a node that computes its output may not declare a narrow output grid (only pass-through ops keep a narrow input's).
 norm_prelu is InstanceNorm + PReLU with per-example statistics, in int64 arithmetic (see `instnorm.py`).
 Ops that keep the input's quantization: maxpool (zero padding, as the seeds' `zero_pad_maxpool`),
 pad_channels (zeros in front/back of the channel axis). lut: Y = table[X - lo_in], one entry per input level.
@@ -48,7 +64,7 @@ class OpSpec:
   attrs: frozenset[str] = frozenset()
   arrays: frozenset[str] = frozenset()
   opt_arrays: frozenset[str] = frozenset()
-  requant: str = "always"  # "always" | "optional" (may output int32 ACC) | "none"
+  requant: str = "always"  # "always" | "optional" (may output int32 ACC) | "none" | "own" (own fields, add)
 
 
 def _spec(n, attrs=(), arrays=(), opt=(), requant="always") -> OpSpec:
@@ -56,10 +72,13 @@ def _spec(n, attrs=(), arrays=(), opt=(), requant="always") -> OpSpec:
 
 
 _RQ = ("k", "lam")
+ADD_FIELDS = ("in1_mul", "in1_add", "in1_shift", "in2_mul", "in2_add", "in2_shift", "out_mul", "out_add", "out_shift")
+POOL_OPS = ("avgpool", "global_avgpool")
+PASS_THROUGH = ("maxpool", "pad_channels")
 OPS: dict[str, OpSpec] = {
     "conv": _spec(1, ("stride", "padding", "groups", "w_bits"), ("weight",), ("bias",) + _RQ, "optional"),
     "linear": _spec(1, ("w_bits",), ("weight",), ("bias",) + _RQ, "optional"),
-    "add": _spec(2, ("mul_a", "mul_b", "add")),
+    "add": _spec(2, ADD_FIELDS, requant="own"),
     "mul": _spec(2, (), (), _RQ),
     "avgpool": _spec(1, ("kernel", "stride", "padding"), (), _RQ),
     "global_avgpool": _spec(1, (), (), _RQ),
@@ -77,8 +96,9 @@ ONE_D_OPS = ("upsample2", "concat", "norm_prelu")
 
 
 def has_requant(node: Node, out: TensorSpec) -> bool:
-  """Whether `node` requantizes (False for pass-through ops and int32 ACC outputs)."""
-  return OPS[node.op].requant != "none" and out.bits != ACC_BITS
+  """Whether `node` requantizes with the k/lam/d rule (False for pass-through ops, int32 ACC outputs and the add,
+  which has its own fields)."""
+  return OPS[node.op].requant not in ("none", "own") and out.bits != ACC_BITS
 
 
 def requant_arrays(node: Node, channels: int) -> tuple[np.ndarray, np.ndarray, int]:
@@ -86,6 +106,17 @@ def requant_arrays(node: Node, channels: int) -> tuple[np.ndarray, np.ndarray, i
   k = np.asarray(node.arrays.get("k", np.ones(channels)), np.int64)
   lam = np.asarray(node.arrays.get("lam", np.zeros(channels)), np.int64)
   return np.broadcast_to(k, (channels,)), np.broadcast_to(lam, (channels,)), int(node.attrs["d"])
+
+
+def clip8_range(signed: bool) -> tuple[int, int]:
+  """The add's per-input clip (PULP-NN's clips8 / clip8): the 8-bit grid of the input's signedness."""
+  return (-128, 127) if signed else (0, 255)
+
+
+def add_fields(node: Node) -> tuple[tuple[int, int, int], tuple[int, int, int], tuple[int, int, int]]:
+  """((in1_mul, in1_add, in1_shift), (in2_...), (out_...)) of an add node."""
+  a = node.attrs
+  return tuple(tuple(int(a[f"{p}_{f}"]) for f in ("mul", "add", "shift")) for p in ("in1", "in2", "out"))
 
 
 def out_size(size: int, kernel: int, stride: int, pad: tuple[int, int]) -> int:
@@ -240,7 +271,10 @@ def _check_node(graph: Graph, node: Node, defined: set[str]) -> None:
     raise GraphError(f"{where}: output {node.output!r} is already produced by a graph input or earlier node")
   ins = [graph.tensors[t] for t in node.inputs]
   out = graph.tensors[node.output]
-  requant = spec.requant != "none" and out.bits != ACC_BITS
+  requant = spec.requant not in ("none", "own") and out.bits != ACC_BITS
+  if out.narrow and node.op not in PASS_THROUGH:
+    raise GraphError(f"{where}: output {node.output!r} is on a narrow signed grid; the kernels clip signed outputs "
+                     f"to [-2^(b-1), 2^(b-1)-1] (declare it with narrow=False)")
   if out.bits == ACC_BITS and spec.requant != "optional":
     raise GraphError(f"{where}: output {node.output!r} cannot be a 32-bit accumulator (only conv/linear)")
   attrs_needed = set(spec.attrs) | ({"d"} if requant else set())
@@ -283,11 +317,20 @@ def _check_node(graph: Graph, node: Node, defined: set[str]) -> None:
       if field in node.arrays:
         _in_range(where, field, node.arrays[field], INT32_MIN, INT32_MAX, (out.channels,))
   if node.op == "add":
-    for field in ("mul_a", "mul_b", "add"):
+    for field in ADD_FIELDS:
       v = node.attrs[field]
-      if not isinstance(v, int) or not INT32_MIN <= v <= INT32_MAX:
-        raise GraphError(f"{where}: field {field!r} must be an int32, got {v!r}")
-  if node.op in ("maxpool", "pad_channels"):
+      lo, hi = (0, MAX_SHIFT) if field.endswith("shift") else (INT32_MIN, INT32_MAX)
+      if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or not lo <= v <= hi:
+        raise GraphError(f"{where}: field {field!r} must be an int in [{lo}, {hi}], got {v!r}")
+  if node.op in POOL_OPS and requant:
+    k, lam, _ = requant_arrays(node, out.channels)
+    if np.any(k != k[0]) or np.any(lam != lam[0]):
+      raise GraphError(f"{where}: fields 'k'/'lam' must be one value for all channels (PULP-NN's pooling requant is "
+                       f"per tensor)")
+    if k[0] < 0 or (lam[0] < 0 and not ins[0].signed):
+      raise GraphError(f"{where}: fields 'k' = {k[0]} must be >= 0 and 'lam' = {lam[0]} >= 0 for an unsigned input "
+                       f"(PULP-NN's pooling arithmetic is unsigned there)")
+  if node.op in PASS_THROUGH:
     x = ins[0]
     if (out.bits, out.signed, out.scale, out.narrow) != (x.bits, x.signed, x.scale, x.narrow):
       raise GraphError(f"{where}: output {node.output!r} must keep the input's grid (bits {x.bits}, signed "

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from jaxbp.integerize.graph import Graph, GraphError, Node, TensorSpec
-from jaxbp.integerize.ops import INT32_MAX, INT32_MIN, has_requant, requant_arrays
+from jaxbp.integerize.ops import INT32_MAX, INT32_MIN, POOL_OPS, add_fields, clip8_range, has_requant, requant_arrays
 
 
 class Int32OverflowError(GraphError):
@@ -46,7 +46,7 @@ def acc_terms(node: Node, ins: list[TensorSpec], channels: int) -> list[Range]:
       lo, hi = lo + b, hi + b
     return [(lo, hi)]
   if op == "add":
-    return [full(*ins[0].range), full(*ins[1].range)]
+    return [full(*ins[0].range), full(*ins[1].range)]  # the two inputs (the add has its own requant, `add_checks`)
   if op == "mul":
     return [full(*_prod_range(ins[0].range, ins[1].range))]
   if op in ("avgpool", "global_avgpool"):
@@ -78,6 +78,34 @@ def partial_ranges(terms: list[tuple[np.ndarray, Range]], lam: np.ndarray) -> li
   return out
 
 
+def add_stage(m: int, a: int, s: int, lo: int, hi: int, clip: tuple[int, int] | None) -> tuple[list, tuple[int, int]]:
+  """One requant stage clip((X·m + a) >> s) of the add for X in [lo, hi]: ([(label, range)...], output range)."""
+  prod = sorted((lo * m, hi * m))
+  v = (prod[0] + a, prod[1] + a)
+  y = (v[0] >> s, v[1] >> s)
+  if clip is not None:
+    y = (min(max(y[0], clip[0]), clip[1]), min(max(y[1], clip[0]), clip[1]))
+  return [("X·mul", tuple(prod)), ("X·mul + add", v)], y
+
+
+def add_checks(node: Node, ins: list[TensorSpec], c: int) -> list[tuple[str, Range]]:
+  """Every int32 quantity of an add node with its worst-case range."""
+  (m1, a1, s1), (m2, a2, s2), (mo, ao, so) = add_fields(node)
+  checks, rs = [], []
+  for i, (spec, m, a, s) in enumerate(((ins[0], m1, a1, s1), (ins[1], m2, a2, s2)), 1):
+    cs, r = add_stage(m, a, s, *spec.range, clip8_range(spec.signed))
+    checks += [(f"in{i}: {label}", v) for label, v in cs]
+    rs.append(r)
+  cs, _ = add_stage(mo, ao, so, rs[0][0] + rs[1][0], rs[0][1] + rs[1][1], None)
+  checks += [(f"out: {label.replace('X', 'sum')}", v) for label, v in cs]
+  return [(label, (np.full(c, lo, np.int64), np.full(c, hi, np.int64))) for label, (lo, hi) in checks]
+
+
+def pool_window(node: Node, x: TensorSpec) -> int:
+  """K of a pooling node: the window size (avgpool) or the number of positions (global_avgpool)."""
+  return int(np.prod(node.attrs["kernel"])) if node.op == "avgpool" else int(np.prod(x.shape[:-1]))
+
+
 def fits_int32(r: Range) -> bool:
   return bool(np.all(r[0] >= INT32_MIN) and np.all(r[1] <= INT32_MAX))
 
@@ -87,6 +115,8 @@ def node_checks(node: Node, ins: list[TensorSpec], out: TensorSpec) -> list[tupl
   if node.op in ("maxpool", "pad_channels", "lut", "norm_prelu"):
     return []  # norm_prelu: int64 arithmetic, bounded by `instnorm.validate`
   c = out.channels
+  if node.op == "add":
+    return add_checks(node, ins, c)
   terms = acc_terms(node, ins, c)
   checks: list[tuple[str, Range]] = []
   if node.op in ("conv", "linear"):
@@ -98,13 +128,13 @@ def node_checks(node: Node, ins: list[TensorSpec], out: TensorSpec) -> list[tupl
     checks.append(("accumulator", terms[0]))
   if not has_requant(node, out):
     return checks
-  if node.op == "add":
-    ks = [np.full(c, node.attrs["mul_a"]), np.full(c, node.attrs["mul_b"])]
-    lam = np.full(c, node.attrs["add"], np.int64)
-  else:
-    k, lam, _ = requant_arrays(node, c)
-    ks = [k]
-  return checks + partial_ranges(list(zip(ks, terms)), lam)
+  k, lam, _ = requant_arrays(node, c)
+  if node.op in POOL_OPS:  # PULP-NN 8-bit: ACC·(k·K) before dividing by K; mixed: (k·K)/K
+    n = pool_window(node, ins[0])
+    lo, hi = terms[0]
+    checks.append(("ACC·k·window (PULP-NN's 32-bit pooling intermediate)",
+                   (np.minimum(lo * k * n, hi * k * n), np.maximum(lo * k * n, hi * k * n))))
+  return checks + partial_ranges(list(zip([k], terms)), lam)
 
 
 def check_int32(graph: Graph) -> None:

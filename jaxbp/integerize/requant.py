@@ -53,7 +53,8 @@ def _to_int(x: np.ndarray) -> np.ndarray:
 
 
 def solve(name: str, multipliers: Sequence[np.ndarray | float], acc_ranges: Sequence[Range],
-          offset: np.ndarray | float = 0.0, *, rounding: bool = True, max_shift: int = MAX_SHIFT) -> Requant:
+          offset: np.ndarray | float = 0.0, *, rounding: bool = True, max_shift: int = MAX_SHIFT,
+          acc_factor: int = 1) -> Requant:
   """The most precise int32-safe (k, λ, d) for y = Σ_t M_t·ACC_t + β (output quanta).
 
   Args:
@@ -63,6 +64,7 @@ def solve(name: str, multipliers: Sequence[np.ndarray | float], acc_ranges: Sequ
     offset: β (C,) or scalar, in output quanta.
     rounding: round to nearest (half up) if True, else floor.
     max_shift: largest shift d to consider.
+    acc_factor: k·ACC·acc_factor must fit int32 too (the pooling window K: PULP-NN's pools compute ACC·(k·K)).
 
   Raises:
     RequantError: if even d = 0 overflows int32, or a multiplier is not finite.
@@ -84,7 +86,9 @@ def solve(name: str, multipliers: Sequence[np.ndarray | float], acc_ranges: Sequ
     lam = np.floor(beta * scale).astype(np.int64)  # floor((N + u) / 2^d) == floor((N + floor(u)) / 2^d)
     if any(np.abs(k).max(initial=0) > INT32_MAX for k in ks) or lam.min() < INT32_MIN or lam.max() > INT32_MAX:
       continue
-    if all(fits_int32(r) for _, r in partial_ranges(list(zip(ks, acc_ranges)), lam)):
+    scaled = [(k * r[0] * acc_factor, k * r[1] * acc_factor) for k, r in zip(ks, acc_ranges)]
+    if all(fits_int32((np.minimum(*v), np.maximum(*v))) for v in scaled) and \
+        all(fits_int32(r) for _, r in partial_ranges(list(zip(ks, acc_ranges)), lam)):
       rel = max((float(np.max(np.abs(k / scale - m)[m != 0] / np.abs(m[m != 0]), initial=0.0))
                  for k, m in zip(ks, ms)), default=0.0)
       return Requant(tuple(ks), lam, d, rel)
@@ -94,3 +98,59 @@ def solve(name: str, multipliers: Sequence[np.ndarray | float], acc_ranges: Sequ
       f"times the worst-case accumulator reaches {worst:.4g} output quanta (max |M| = "
       f"{max(float(np.abs(m).max()) for m in ms):.4g}, offset up to {float(np.abs(beta).max()):.4g}); the output "
       f"scale is too small for this layer's input/weight scales and bit widths")
+
+
+@dataclasses.dataclass(frozen=True)
+class AddRequant:
+  """The residual add's two-stage integer form (fields of the `add` node, see `ops`).
+
+  Attributes:
+    fields: {"in1_mul": .., "in1_add": .., "in1_shift": .., "in2_*": .., "out_*": ..} (ints).
+    mid_scale: ε_m, the quantum of the clipped 8-bit intermediates R_i (ε_y·2^-t).
+    rel_error: max relative error of the two input multipliers (the output stage is a power of two: exact).
+  """
+
+  fields: dict[str, int]
+  mid_scale: float
+  rel_error: float
+
+
+def add_mid_scale(scales: Sequence[float], ranges: Sequence[tuple[int, int]], signed: Sequence[bool],
+                  out_scale: float, *, max_shift: int = MAX_SHIFT - 1) -> float:
+  """ε_m = ε_y·2^-t of the add's intermediates: the finest power-of-two fraction (or multiple) of the output
+  quantum on which every input's real range fits its 8-bit clip grid ([0, 255] unsigned, [-128, 127] signed)."""
+  need = 0.0
+  for s, (lo, hi), sg in zip(scales, ranges, signed):
+    clo, chi = (-128, 127) if sg else (0, 255)
+    need = max(need, s * hi / chi, s * lo / clo if lo < 0 else 0.0)
+  if need <= 0:
+    return out_scale * 2.0 ** -max_shift
+  t = int(np.floor(np.log2(out_scale / need)))
+  if out_scale * 2.0 ** -t < need:  # guard the float log
+    t -= 1
+  return out_scale * 2.0 ** -min(t, max_shift)
+
+
+def solve_add(name: str, scales: Sequence[float], ranges: Sequence[tuple[int, int]], signed: Sequence[bool],
+              out_scale: float, *, rounding: bool = True) -> AddRequant:
+  """The add's fields for y = x_1 + x_2 (real), inputs of quanta `scales` and integer `ranges`, output quantum
+  `out_scale`: each input onto ε_m (`add_mid_scale`, so no input clips), then ε_m -> ε_y by a power of two."""
+  mid = add_mid_scale(scales, ranges, signed, out_scale)
+  fields: dict[str, int] = {}
+  rel = 0.0
+  for i, (s, (lo, hi)) in enumerate(zip(scales, ranges), 1):
+    rq = solve(f"{name} (input {i})", [s / mid], [(np.array([lo]), np.array([hi]))], rounding=rounding)
+    k, lam, d = int(rq.k[0]), int(rq.lam[0]), rq.d
+    if k % (1 << d) == 0 and 0 <= lam < (1 << d):  # an exact integer ratio: (X·k + lam) >> d == X·(k >> d)
+      k, lam, d = k >> d, 0, 0
+    fields.update({f"in{i}_mul": k, f"in{i}_add": lam, f"in{i}_shift": d})
+    rel = max(rel, rq.rel_error)
+  t = int(round(np.log2(out_scale / mid)))
+  if t >= 0:
+    fields.update(out_mul=1, out_add=(1 << (t - 1)) if t and rounding else 0, out_shift=t)
+  elif (1 << -t) * (255 + 255) > INT32_MAX:
+    raise RequantError(f"layer {name!r}: the add's output quantum {out_scale:.4g} is 2^{t} of its intermediate "
+                       f"quantum {mid:.4g}; the output multiplier 2^{-t} overflows int32")
+  else:
+    fields.update(out_mul=1 << -t, out_add=0, out_shift=0)
+  return AddRequant(fields, mid, rel)

@@ -19,7 +19,7 @@ from jaxbp.export.c import kernels
 from jaxbp.export.c.pack import pack, packed_size
 from jaxbp.export.constraints import check_exportable
 from jaxbp.integerize.graph import ACC_BITS, Graph, Node, TensorSpec
-from jaxbp.integerize.ops import has_requant, window_fields
+from jaxbp.integerize.ops import ADD_FIELDS, has_requant, window_fields
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,6 +176,11 @@ def requant_constants(node: Node, out: TensorSpec, p: str) -> tuple[str, list[st
   return f"&{p}_rq", consts, sum(4 * node.arrays[f].size for f in fields)
 
 
+def add_params(node: Node) -> np.ndarray:
+  """The add's nine int32 fields in `ops.ADD_FIELDS` order (the kernels' `prm` array)."""
+  return np.array([node.attrs[f] for f in ADD_FIELDS], np.int32)
+
+
 def norm_prelu_constants(node: Node, out: TensorSpec, p: str) -> tuple[str, list[str], int]:
   """(C expression of the node's `norm_prelu_t *`, its constant definitions, bytes of its per-channel arrays)."""
   at, ar = node.attrs, node.arrays
@@ -219,9 +224,8 @@ def call(node: Node, p: str, ins: list[TensorSpec], out: TensorSpec, qt, rq: str
   n_pos = int(np.prod(ins[0].shape[:-1]))
   if op == "add":
     lo, hi = out.range
-    a = node.attrs
-    return (f"k_add({qt(x)}, {qt(node.inputs[1])}, {int(np.prod(out.shape))}, {a['mul_a']}, {a['mul_b']}, "
-            f"{a['add']}, {a['d']}, {lo}, {hi}, {qt(y, False)})")
+    params.append(array("int32_t", f"{p}_add", add_params(node)))
+    return f"k_add({qt(x)}, {qt(node.inputs[1])}, {int(np.prod(out.shape))}, {p}_add, {lo}, {hi}, {qt(y, False)})"
   if op == "mul":
     return f"k_mul({qt(x)}, {qt(node.inputs[1])}, {n_pos}, {out.channels}, {rq}, {qt(y, False)})"
   if op in ("maxpool", "avgpool"):

@@ -48,8 +48,8 @@ void k_conv(cqtensor_t x, int32_t h, int32_t w, int32_t c, cqtensor_t wt, int32_
             qtensor_t y, int32_t ho, int32_t wo, int32_t co);
 void k_linear(cqtensor_t x, int32_t cin, cqtensor_t wt, const int32_t *bias, const requant_t *r, qtensor_t y,
               int32_t cout);
-void k_add(cqtensor_t a, cqtensor_t b, int32_t n, int32_t mul_a, int32_t mul_b, int32_t add, int32_t d, int32_t lo,
-           int32_t hi, qtensor_t y);
+int32_t q_add(int32_t xa, int32_t sa, int32_t xb, int32_t sb, const int32_t *prm, int32_t lo, int32_t hi);
+void k_add(cqtensor_t a, cqtensor_t b, int32_t n, const int32_t *prm, int32_t lo, int32_t hi, qtensor_t y);
 void k_mul(cqtensor_t x, cqtensor_t s, int32_t n_pos, int32_t c, const requant_t *r, qtensor_t y);
 void k_pool(cqtensor_t x, int32_t h, int32_t w, int32_t c, int32_t kh, int32_t kw, int32_t sh, int32_t sw,
             int32_t pt, int32_t pl, int32_t is_max, const requant_t *r, qtensor_t y, int32_t ho, int32_t wo);
@@ -169,13 +169,20 @@ void k_linear(cqtensor_t x, int32_t cin, cqtensor_t wt, const int32_t *bias, con
   }
 }
 
-void k_add(cqtensor_t a, cqtensor_t b, int32_t n, int32_t mul_a, int32_t mul_b, int32_t add, int32_t d, int32_t lo,
-           int32_t hi, qtensor_t y) {
+/* PULP-NN-mixed's add: prm = {in1_mul, in1_add, in1_shift, in2_mul, in2_add, in2_shift, out_mul, out_add,
+   out_shift}; each input requantized and clipped to the 8-bit grid of its signedness (sa, sb), summed, requantized. */
+int32_t q_add(int32_t xa, int32_t sa, int32_t xb, int32_t sb, const int32_t *prm, int32_t lo, int32_t hi) {
+  int32_t ra = q_floor_shift(xa * prm[0] + prm[1], prm[2]), rb = q_floor_shift(xb * prm[3] + prm[4], prm[5]);
+  ra = sa ? q_clip(ra, -128, 127) : q_clip(ra, 0, 255);
+  rb = sb ? q_clip(rb, -128, 127) : q_clip(rb, 0, 255);
+  return q_clip(q_floor_shift((ra + rb) * prm[6] + prm[7], prm[8]), lo, hi);
+}
+
+void k_add(cqtensor_t a, cqtensor_t b, int32_t n, const int32_t *prm, int32_t lo, int32_t hi, qtensor_t y) {
   int32_t i;
-  for (i = 0; i < n; i++) {
-    int32_t v = mul_a * q_load(a.data, a.bits, a.is_signed, i) + mul_b * q_load(b.data, b.bits, b.is_signed, i);
-    q_store(y.data, y.bits, i, q_clip(q_floor_shift(v + add, d), lo, hi));
-  }
+  for (i = 0; i < n; i++)
+    q_store(y.data, y.bits, i, q_add(q_load(a.data, a.bits, a.is_signed, i), a.is_signed,
+                                     q_load(b.data, b.bits, b.is_signed, i), b.is_signed, prm, lo, hi));
 }
 
 void k_mul(cqtensor_t x, cqtensor_t s, int32_t n_pos, int32_t c, const requant_t *r, qtensor_t y) {

@@ -38,7 +38,7 @@ from jaxbp.deploy import NetworkPlan, Platform, dma, plan_network, tiles
 from jaxbp.deploy.layers import NETWORK_INPUT
 from jaxbp.deploy.tiler import tile_transfers
 from jaxbp.export.c import kernels
-from jaxbp.export.c.emit import CExport, array, c_comment, call, ident, requant_constants
+from jaxbp.export.c.emit import CExport, add_params, array, c_comment, call, ident, requant_constants
 from jaxbp.export.c.host import build, flatten_inputs, run_exe, split_outputs
 from jaxbp.export.c.pack import pack
 from jaxbp.export.c.to_deploy import hwc, to_network, weight_rows
@@ -129,7 +129,8 @@ typedef struct {
   int32_t kind; /* 0: conv/linear, 1: add */
   int32_t xbits, xsgn, x2bits, x2sgn, wbits, ybits;
   int32_t kh, kw, sh, sw, cg, cog, follow, wrow;
-  int32_t d, lo, hi, mul_a, mul_b, add;
+  int32_t d, lo, hi;
+  int32_t addp[9]; /* add: in1_mul, in1_add, in1_shift, in2_*, out_* (see q_add) */
   const uint8_t *l3; /* the layer's constant blob (L3 image) */
 } layer_t;
 
@@ -172,9 +173,9 @@ static inline void tile_add(const layer_t *L, const tile_t *t) {
   int32_t p, c;
   for (p = 0; p < t->oh * t->ow; p++)
     for (c = 0; c < t->oc; c++) {
-      int32_t v = L->mul_a * q_load(a + p * apix, L->xbits, L->xsgn, c) +
-                  L->mul_b * q_load(b + p * bpix, L->x2bits, L->x2sgn, c);
-      q_store(y + p * ypix, L->ybits, c, t_clip(t_floor_shift(v + L->add, L->d), L->lo, L->hi));
+      q_store(y + p * ypix, L->ybits, c, q_add(q_load(a + p * apix, L->xbits, L->xsgn, c), L->xsgn,
+                                               q_load(b + p * bpix, L->x2bits, L->x2sgn, c), L->x2sgn, L->addp,
+                                               L->lo, L->hi));
     }
 }
 
@@ -424,10 +425,9 @@ def emit_tiled(graph: Graph, platform: Platform, directory: str | pathlib.Path, 
       consts.append(table)
       n_tiles, n_xfers = n_tiles + nt, n_xfers + nx
       if node.op == "add":
-        a = node.attrs
         lo, hi = out.range
         fields = (1, ins[0].bits, int(ins[0].signed), ins[1].bits, int(ins[1].signed), 8, out.bits,
-                  1, 1, 1, 1, 1, 1, 1, 0, a["d"], lo, hi, a["mul_a"], a["mul_b"], a["add"])
+                  1, 1, 1, 1, 1, 1, 1, 0, 0, lo, hi, "{" + ", ".join(map(str, add_params(node))) + "}")
         blob_ref = "NULL"
       else:
         w = node.arrays["weight"]
@@ -438,7 +438,7 @@ def emit_tiled(graph: Graph, platform: Platform, directory: str | pathlib.Path, 
         wrow = -(-int(np.prod(w.shape[1:])) * node.attrs["w_bits"] // 8)
         fields = (0, ins[0].bits, int(ins[0].signed), 8, 0, node.attrs["w_bits"], out.bits, kh, kw,
                   layer.stride[0], layer.stride[1], w.shape[-1], out.channels // groups, int(layer.op == "depthwise"),
-                  wrow, node.attrs["d"], lo, hi, 0, 0, 0)
+                  wrow, node.attrs["d"], lo, hi, "{0}")
         blob_ref = f"{p}_blob"
       consts.append(f"static const layer_t {p}_layer = {{{', '.join(map(str, fields))}, {blob_ref}}};\n")
       body.append(f"  run_layer(&{p}_layer, {p}_tiles, {nt}, {int(lp.l1.double_buffered)});")

@@ -3,7 +3,8 @@
 Integer ops where ONNX has them: ConvInteger (int8/uint8 × int8 -> int32; also the window sums of average
 pooling, with an all-ones depthwise kernel), MatMulInteger, int32 Add for the bias, MaxPool/Pad on
 int8/uint8, ReduceSum on int32, Gather for lookup tables. Requantization runs on integer-valued float64
-tensors: Cast -> Mul(k) -> Add(λ) -> Div(2^d) -> Floor -> Clip -> Cast. Every value there is an integer
+tensors: Cast -> Mul(k) -> Add(λ) -> Div(2^d) -> Floor -> Clip -> Cast (the add: that chain per input, with
+the input's 8-bit clip, then Add and the chain once more with out_mul/out_add/out_shift). Every value there is an integer
 below 2^53 (the int32 bound is checked before export), and division by a power of two and floor are exact,
 so this equals the kernels' `clip((k·ACC + λ) >> d)` bit for bit. (ONNX's `BitShift` is unsigned only and
 integer `Div` truncates toward zero, hence float64.)
@@ -44,7 +45,7 @@ from jaxbp.export.onnx.common import (LENGTH_AXIS, GraphAccumulator, channel_sha
                                       elem_type, from_onnx_layout, np_type, onnx_shape, pool_geometry, to_onnx_layout)
 from jaxbp.integerize.graph import Graph, GraphError, Node, TensorSpec
 from jaxbp.integerize.interpreter import check_input, crop_starts, upsample2_taps
-from jaxbp.integerize.ops import has_requant, requant_arrays
+from jaxbp.integerize.ops import add_fields, clip8_range, has_requant, requant_arrays
 
 F64 = TensorProto.DOUBLE
 I32, I64 = TensorProto.INT32, TensorProto.INT64
@@ -95,6 +96,18 @@ def _shift_clip(g: GraphAccumulator, n: str, v: str, d: int, out: TensorSpec, y:
   g.node("Cast", [f"{n}/clip"], [y], f"{n}/cast", to=elem_type(out))
 
 
+def _add_stage(g: GraphAccumulator, n: str, v: str, stage: tuple[int, int, int], clip: tuple[int, int], y: str
+               ) -> None:
+  """One stage of the add on an integer-valued float64 tensor: y = clip(floor((v·mul + add) / 2^shift))."""
+  mul, add, shift = stage
+  g.node("Mul", [v, g.const(f"{n}/mul", np.array(float(mul)))], [f"{n}/m"], f"{n}/mul")
+  g.node("Add", [f"{n}/m", g.const(f"{n}/add", np.array(float(add)))], [f"{n}/a"], f"{n}/add")
+  g.node("Div", [f"{n}/a", g.const(f"{n}/pow2", np.array(float(2 ** shift)))], [f"{n}/div"], f"{n}/div")
+  g.node("Floor", [f"{n}/div"], [f"{n}/floor"], f"{n}/floor")
+  g.node("Clip", [f"{n}/floor", g.const(f"{n}/lo", np.array(float(clip[0]))), g.const(f"{n}/hi",
+         np.array(float(clip[1])))], [y], f"{n}/clip")
+
+
 def _lower(g: GraphAccumulator, node: Node, ins: list[TensorSpec], out: TensorSpec) -> None:
   n, op = node.name, node.op
   x = _int(node.inputs[0])
@@ -117,13 +130,13 @@ def _lower(g: GraphAccumulator, node: Node, ins: list[TensorSpec], out: TensorSp
     else:
       g.node("Identity", [acc], [_int(node.output)], f"{n}/out")
   elif op == "add":
-    a, b = node.inputs
-    for i, (t, m) in enumerate(((a, node.attrs["mul_a"]), (b, node.attrs["mul_b"]))):
+    stages = add_fields(node)
+    for i, (t, spec) in enumerate(zip(node.inputs, ins), 1):
       g.node("Cast", [_int(t)], [f"{n}/in{i}_f"], f"{n}/in{i}_f", to=F64)
-      g.node("Mul", [f"{n}/in{i}_f", g.const(f"{n}/mul{i}", np.array(float(m)))], [f"{n}/in{i}_m"], f"{n}/mul{i}")
-    g.node("Add", [f"{n}/in0_m", f"{n}/in1_m"], [f"{n}/sum"], f"{n}/sum")
-    g.node("Add", [f"{n}/sum", g.const(f"{n}/lam", np.array(float(node.attrs["add"])))], [f"{n}/v"], f"{n}/add")
-    _shift_clip(g, n, f"{n}/v", node.attrs["d"], out, _int(node.output))
+      _add_stage(g, f"{n}/in{i}", f"{n}/in{i}_f", stages[i - 1], clip8_range(spec.signed), f"{n}/r{i}")
+    g.node("Add", [f"{n}/r1", f"{n}/r2"], [f"{n}/sum"], f"{n}/sum")
+    _add_stage(g, f"{n}/out", f"{n}/sum", stages[2], out.range, f"{n}/y")
+    g.node("Cast", [f"{n}/y"], [_int(node.output)], f"{n}/cast", to=elem_type(out))
   elif op == "mul":
     s = _int(node.inputs[1])
     g.node("Cast", [x], [f"{n}/x32"], f"{n}/x32", to=TensorProto.INT32)
