@@ -85,7 +85,7 @@ def test_subbyte_can_win_through_memory_only_on_xpulpv2():
   l8 = make("pointwise", 8, 8, 1024, 1024)
   l2 = make("pointwise", 8, 8, 1024, 1024, bits=(2, 2, 2))
   net8, net2 = (Network("n", l.in_shape, (l,), input_bits=l.bits_in) for l in (l8, l2))
-  r8, r2 = simulate(net8, GAP8), simulate(net2, GAP8)
+  r8, r2 = simulate(net8, GAP8, tiler="jaxbp"), simulate(net2, GAP8, tiler="jaxbp")  # same tiles: jaxbp's.
   assert r8.uses_l3 and not r2.uses_l3
   assert r2.layers[0].compute_cycles > r8.layers[0].compute_cycles  # compute is slower at 2 bits ...
   assert r2.total_cycles < r8.total_cycles  # ... the network is faster only because it left L3.
@@ -145,13 +145,17 @@ def test_l3_bandwidth_does_not_scale_with_the_clock():
 
 
 def test_json_schema_exact():
+  # The documented keys stay (backward compatible); later additions are listed exactly too.
   r = simulate(with_uniform_bits(zoo.bp_seed("resnet1d", "ppgbp"), 8), GAP8)
   d = json.loads(json.dumps(r.to_json()))
   assert set(d) == {"model", "platform", "freq_mhz", "fits", "uses_l3", "total_cycles", "latency_ms", "energy_mj",
-                    "macs", "weight_bytes", "peak_l2_bytes", "layers"}
+                    "macs", "weight_bytes", "peak_l2_bytes", "layers", "tiler", "double_buffered"}
   assert all(set(l) == {"name", "op", "macs", "bits_in", "bits_w", "bits_out", "n_tiles", "cycles", "compute_cycles",
-                        "dma_cycles", "latency_ms"} for l in d["layers"])
+                        "dma_cycles", "latency_ms", "kernel", "tile", "dma_exposed_cycles", "l3_exposed_cycles",
+                        "overhead_cycles", "l1_bytes"} for l in d["layers"])
   assert d["fits"] is True and d["uses_l3"] is False and d["macs"] == 865_600
+  assert d["tiler"] == "dory" and d["double_buffered"] is False  # DORY's GAP8 target: one buffer.
+  assert d["layers"][0]["kernel"].startswith("pulp_nn_") and len(d["layers"][0]["tile"]) == 3
 
 
 def test_platform_overrides_and_errors(tmp_path):

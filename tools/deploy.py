@@ -2,10 +2,13 @@
 
   python tools/deploy.py simulate --model mobilenet_v1 --width-mult 1.0 --resolution 128 --platform gap8 --bits 8
   python tools/deploy.py simulate --model resnet1d --dataset ppgbp --platform gap8 --freq-mhz 100 --json
+  python tools/deploy.py simulate --model mobilenet_v1 --width-mult 0.25 --resolution 128 --platform gap8 \
+      --tiler dory --compare-dory runs/dory_mnv1   # DORY's generated tiles beside ours
   python tools/deploy.py simulate --model runs/sweep/resnet1d_ppgbp/candidates/candidate_03.json --platform xpulpnn-v2 \
       --config bits.json --no-l3
   python tools/deploy.py latency-table --model resnet1d --dataset ppgbp --platform xpulpnn-v1 --out runs/ld
   python tools/deploy.py free-bits --model resnet1d --dataset ppgbp --platform xpulpnn-v1 --start 8,4
+  python tools/deploy.py free-bits --model mobilenet_v1 --width-mult 0.75 --resolution 224 --platform all
   python tools/deploy.py calibrate            # simulator vs the public measured figures (markdown)
   python tools/deploy.py zoo                  # the model-zoo table of docs/deployment.md (markdown)
 
@@ -14,6 +17,8 @@ an exported candidate JSON (--rotation for sweep candidates). PLATFORM: gap8 | x
 xpulpnn-v2 or a platform JSON file; --set KEY=VALUE overrides fields (kernel.x / power.x for nested ones).
 --bits 4: homogeneous 4-bit network except the network input and residual-add outputs (8 bit).
 --config: JSON {layer: [b_in, b_w]} or {layer: {"bits_in", "bits_w", "bits_out"}} (unlisted layers: 8 bit).
+--tiler dory (default): the tiles and buffering DORY generates for the platform's DORY target (GAP8: single
+buffers, blocking DMA); --tiler jaxbp: jaxbp's own tiler (what the tiled C exporter runs, double-buffered).
 """
 
 from __future__ import annotations
@@ -25,11 +30,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jaxbp.deploy import calibration, latency_table, zoo  # noqa: E402
+from jaxbp.deploy import calibration, dory_compare, latency_table, zoo  # noqa: E402
 from jaxbp.deploy.layers import Network, with_layer_bits, with_uniform_bits  # noqa: E402
 from jaxbp.deploy.platforms import PLATFORMS, Platform, get_platform, load_platform  # noqa: E402
 from jaxbp.deploy.simulator import simulate  # noqa: E402
-from jaxbp.freebits import free_bits  # noqa: E402
+from jaxbp.deploy.tiler import DEFAULT_TILER, TILERS  # noqa: E402
+from jaxbp.freebits import free_bits, study  # noqa: E402
 
 
 def _platform(args) -> Platform:
@@ -72,21 +78,40 @@ def _common(p: argparse.ArgumentParser) -> None:
   p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a platform field (repeatable)")
 
 
+def _tiler_arg(p: argparse.ArgumentParser) -> None:
+  p.add_argument("--tiler", choices=TILERS, default=DEFAULT_TILER,
+                 help="dory: the tiles/buffering DORY generates (default); jaxbp: jaxbp's tiler (tiled C path)")
+
+
 def cmd_simulate(args) -> int:
-  rep = simulate(_network(args), _platform(args))
+  net = _network(args)
+  rep = simulate(net, _platform(args), tiler=args.tiler)
+  rows = None
+  if args.compare_dory:
+    rows = dory_compare.compare(rep, dory_compare.read_dory_run(args.compare_dory), dory_compare.dory_layers(net))
   if args.json:
-    print(json.dumps(rep.to_json()))
+    out = rep.to_json()
+    if rows is not None:
+      out["compare_dory"] = {"run": str(args.compare_dory), "same": sum(r.same for r in rows), "layers": len(rows),
+                             "rows": [{"layer": r.layer, "tile": list(r.tile), "dory_layer": r.dory_layer,
+                                       "dory_kernel": r.dory_kernel, "dory_tile": list(r.dory_tile or []),
+                                       "same": r.same} for r in rows]}
+    print(json.dumps(out))
     if not rep.fits:
       print("does not fit: " + "; ".join(rep.reasons), file=sys.stderr)
   else:
     print(rep.table())
+    if rows is not None:
+      print(f"\nL1 tiles beside DORY's ({args.compare_dory}):\n")
+      print(dory_compare.table(rows))
   return 0
 
 
 def cmd_latency_table(args) -> int:
   p, net = _platform(args), _network(args)
   pairs = [tuple(int(b) for b in s.split(",")) for s in args.pairs] if args.pairs else latency_table.ALL_PAIRS
-  ld = latency_table.profile(net, p, pairs, args.bits_out if args.bits_out == "in" else int(args.bits_out))
+  ld = latency_table.profile(net, p, pairs, args.bits_out if args.bits_out == "in" else int(args.bits_out),
+                             tiler=args.tiler)
   out = Path(args.out)
   out.mkdir(parents=True, exist_ok=True)
   ld.save_json(out / "latency.json")
@@ -99,7 +124,7 @@ def cmd_latency_table(args) -> int:
     from jaxbp.data.specs import get_spec  # pylint: disable=import-outside-toplevel
     from jaxbp.nas.supernet import supernet  # pylint: disable=import-outside-toplevel
     shapes = cost.trace(supernet(models.seed_config(args.model, args.dataset)), get_spec(args.dataset).window)
-    table = latency_table.slot_table(shapes, p, args.slot_bits)
+    table = latency_table.slot_table(shapes, p, args.slot_bits, tiler=args.tiler)
     (out / "slot_latency.json").write_text(json.dumps(
         [{"layer": k[0], "op": k[1], "cycles": round(v)} for k, v in table.items()], indent=1))
     written.append("slot_latency.json")
@@ -107,12 +132,31 @@ def cmd_latency_table(args) -> int:
   return 0
 
 
+def _free_bits_platforms(name: str) -> list[str]:
+  """`--platform` of free-bits: one platform, a comma list, or "all" (the three ISAs: xpulpv2, xpulpnn-v1/v2)."""
+  return list(study.ISAS) if name == "all" else name.split(",")
+
+
 def cmd_free_bits(args) -> int:
   net = _network(argparse.Namespace(**{**vars(args), "config": None, "bits": 8}))
+  names = _free_bits_platforms(args.platform)
+  if args.config is None and args.start is None:  # the latency study: b-bit baseline vs b-bit + free bits.
+    studies = []
+    for name in names:
+      p = _platform(argparse.Namespace(**{**vars(args), "platform": name}))
+      ld = latency_table.load_latency_dict(args.latency) if args.latency else None
+      studies.append(study.latency_study(net, p, args.study_bits, ld=ld))
+    if args.json:
+      print(json.dumps({"model": net.name, "studies": [s.to_json() for s in studies]}))
+    else:
+      print(study.markdown(net.name, studies))
+    return 0
+  if len(names) != 1:
+    raise ValueError("--config/--start apply Free Bits on one platform; got " + ", ".join(names))
   if args.latency:
-    per = latency_table.load_latency_dict(args.latency).per_layer("ms")
+    ld = latency_table.load_latency_dict(args.latency)
   else:
-    per = latency_table.profile(net, _platform(args)).per_layer("ms")
+    ld = latency_table.profile(net, _platform(args))
   if args.config:
     try:
       config = {k: tuple(v) for k, v in json.loads(Path(args.config).read_text()).items()}
@@ -121,7 +165,7 @@ def cmd_free_bits(args) -> int:
   else:
     start = tuple(int(b) for b in args.start.split(","))
     config = {l.name: start for l in net.layers}
-  res = free_bits(config, per)
+  res = free_bits(config, ld.per_layer("ms"), types=ld.layers)
   print(json.dumps({"latency_before_ms": res.latency_before, "latency_after_ms": res.latency_after,
                     "changes": {k: [list(a), list(b)] for k, (a, b) in res.changes.items()},
                     "config": {k: list(v) for k, v in res.config.items()}}))
@@ -129,8 +173,10 @@ def cmd_free_bits(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
-  del args
-  print(calibration.markdown(calibration.figures()))
+  for tiler in TILERS:
+    print(f"tiler {tiler}\n")
+    print(calibration.markdown(calibration.figures(tiler=tiler)))
+    print()
   return 0
 
 
@@ -147,7 +193,7 @@ def cmd_zoo(args) -> int:
     for bits in (8, 4):
       net = with_uniform_bits(base, bits)
       for name in PLATFORMS:
-        r = simulate(net, get_platform(name), freq_mhz=args.freq_mhz)
+        r = simulate(net, get_platform(name), freq_mhz=args.freq_mhz, tiler=args.tiler)
         rows.append(f"| {net.name} | {bits} | {name} | {r.latency_ms:.1f} | {r.energy_mj:.2f} | {r.mac_per_cycle:.2f} | "
                     f"{r.fits} | {r.uses_l3} | {r.peak_l2_bytes:,} | {r.weight_bytes:,} |")
   print(f"MobileNets at {args.freq_mhz:g} MHz\n")
@@ -157,8 +203,8 @@ def cmd_zoo(args) -> int:
   p = get_platform("gap8")
   for model, ds in ZOO_SEEDS:
     net = with_uniform_bits(zoo.bp_seed(model, ds), 8)
-    l2 = simulate(net, p, freq_mhz=args.freq_mhz, l3=False)
-    l3 = simulate(net, p, freq_mhz=args.freq_mhz, l3=True)
+    l2 = simulate(net, p, freq_mhz=args.freq_mhz, l3=False, tiler=args.tiler)
+    l3 = simulate(net, p, freq_mhz=args.freq_mhz, l3=True, tiler=args.tiler)
     verdict = "fits" if l2.fits else "does not fit: " + "; ".join(l2.reasons)
     lat = f"{l2.latency_ms:.2f}" if l2.fits else "-"
     rows.append(f"| {net.name} | {net.macs:,} | {l2.weight_bytes:,} | {verdict} | {lat} | {l3.latency_ms:.2f} | "
@@ -178,6 +224,9 @@ def main(argv=None) -> int:
   g.add_argument("--config", default=None, help="per-layer bit config JSON")
   s.add_argument("--no-l3", action="store_true", help="L2-only deployment (report 'does not fit' if needed)")
   s.add_argument("--json", action="store_true", help="print one JSON object")
+  _tiler_arg(s)
+  s.add_argument("--compare-dory", default=None, metavar="RUN_DIR",
+                 help="DORY run (dory_report.json or DORY's logs/.../06_DORY_HW_tiled_graph.json): tiles beside ours")
   s.set_defaults(fn=cmd_simulate)
   t = sub.add_parser("latency-table", help="write a latency dictionary (JSON, CSV) for Free Bits / cost functions")
   _common(t)
@@ -185,18 +234,23 @@ def main(argv=None) -> int:
   t.add_argument("--pairs", nargs="*", default=None, metavar="B_IN,B_W", help="allowed pairs (default all of 2/4/8)")
   t.add_argument("--bits-out", default="in", help="output bits while profiling: 'in' (= b_in) or 2/4/8")
   t.add_argument("--slot-bits", type=int, default=8, help="bits of the per-(slot, op) NAS table")
+  _tiler_arg(t)
   t.set_defaults(fn=cmd_latency_table)
   f = sub.add_parser("free-bits", help="apply Free Bits to a bit config over a (simulated) latency dictionary")
   _common(f)
   f.add_argument("--latency", default=None, help="latency.json from latency-table (default: profile now)")
-  g = f.add_mutually_exclusive_group(required=True)
+  g = f.add_mutually_exclusive_group()
   g.add_argument("--config", default=None, help="JSON {layer: [b_in, b_w]}")
   g.add_argument("--start", default=None, metavar="B_IN,B_W", help="homogeneous start configuration")
+  f.add_argument("--study-bits", type=int, choices=(4, 2), default=4,
+                 help="without --config/--start: the paper's homogeneous baseline width vs it + free bits")
+  f.add_argument("--json", action="store_true", help="print one JSON object (study mode)")
   f.set_defaults(fn=cmd_free_bits)
   c = sub.add_parser("calibrate", help="simulator vs the public measured figures (markdown)")
   c.set_defaults(fn=cmd_calibrate)
   z = sub.add_parser("zoo", help="model-zoo latency/energy/fit table (markdown)")
   z.add_argument("--freq-mhz", type=float, default=100.0)
+  _tiler_arg(z)
   z.set_defaults(fn=cmd_zoo)
   args = ap.parse_args(argv)
   try:

@@ -13,6 +13,7 @@ from jaxbp.deploy.kernels import kernel_cycles
 from jaxbp.deploy.layers import Layer, Network, conv_out
 from jaxbp.deploy.platforms import GAP8, XPULPNN_V2, Platform
 from jaxbp.deploy.simulator import simulate
+from jaxbp.deploy.tiler import DEFAULT_TILER
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,7 +71,7 @@ MIXED_CORE = {(8, 8): 2.1, (8, 4): 2.3, (8, 2): 2.5, (4, 8): 2.1, (4, 4): 3.5, (
 PEAK_8CORE = (15.5, 16.0)  # doc: best 8-bit conv kernels on 8 cores, MAC/cycle.
 
 
-def figures(gap8: Platform = GAP8, v2: Platform = XPULPNN_V2) -> list[Figure]:
+def figures(gap8: Platform = GAP8, v2: Platform = XPULPNN_V2, tiler: str = DEFAULT_TILER) -> list[Figure]:
   """Every public measured figure of the doc with the simulator's value."""
   out = []
   variants = {"8 cores, SIMD": gap8, "8 cores, no SIMD": dataclasses.replace(gap8, simd_lanes=()),
@@ -84,7 +85,7 @@ def figures(gap8: Platform = GAP8, v2: Platform = XPULPNN_V2) -> list[Figure]:
   out.append(Figure("8-bit conv kernel peak, 8 cores", PEAK_8CORE, peak_layer.macs / kernel_only(peak_layer, gap8),
                     "MAC/cycle", note="3x3, 32->64 channels, 16x16 output (assumed benchmark layer), kernel only"))
   net = Network("peak", peak_layer.in_shape, (peak_layer,))
-  rep = simulate(net, gap8)
+  rep = simulate(net, gap8, tiler=tiler)
   out.append(Figure("8-bit conv layer incl. DMA, 8 cores", PEAK_8CORE, rep.macs / rep.layers[0].cycles, "MAC/cycle",
                     note="same layer tiled from L2 (DMA, calls, layer overhead)"))
   core = dataclasses.replace(v2, n_cores=1)

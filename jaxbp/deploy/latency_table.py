@@ -25,7 +25,7 @@ from jaxbp.cost.shapes import NetShapes
 from jaxbp.deploy.layers import BITS, Layer, Network
 from jaxbp.deploy.platforms import Platform
 from jaxbp.deploy.schedule import L3Stream, layer_timing
-from jaxbp.deploy.tiler import tile_layer
+from jaxbp.deploy.tiler import DEFAULT_TILER, deployed_platform, tile_layer_policy
 from jaxbp.deploy.zoo import GraphBuilder, slot_layers
 
 ALL_PAIRS = tuple((a, w) for a in BITS for w in BITS)
@@ -91,13 +91,14 @@ class Entry:
   fits_l1: bool
 
 
-def profile_layer(layer: Layer, p: Platform, b_in: int, b_w: int, b_out: int) -> Entry:
-  """Simulates `layer` alone at the given bits."""
+def profile_layer(layer: Layer, p: Platform, b_in: int, b_w: int, b_out: int, tiler: str = DEFAULT_TILER) -> Entry:
+  """Simulates `layer` alone at the given bits, tiled under `tiler` ("dory": DORY's tile and buffering)."""
   kw: dict[str, Any] = {"bits_in": b_in, "bits_w": b_w if layer.weighted else 8, "bits_out": b_out}
   if layer.bits_in2 is not None:
     kw["bits_in2"] = b_in
   l = dataclasses.replace(layer, **kw)
-  tiling = tile_layer(l, p)
+  p = deployed_platform(p, tiler)
+  tiling = tile_layer_policy(l, p, tiler)
   t = layer_timing(l, tiling.timing, isolated_stream(l, p), p)
   return Entry(t.total, t.compute, t.dma + t.l3, t.n_tiles, b_out, tiling.fits)
 
@@ -182,8 +183,8 @@ def load_latency_dict(path: str | Path) -> LatencyDict:
 
 
 def profile(net: Network, p: Platform, pairs: Iterable[tuple[int, int]] = ALL_PAIRS,
-            bits_out: str | int = "in") -> LatencyDict:
-  """The latency dictionary of `net` on `p` for the allowed (b_in, b_w) `pairs`."""
+            bits_out: str | int = "in", tiler: str = DEFAULT_TILER) -> LatencyDict:
+  """The latency dictionary of `net` on `p` for the allowed (b_in, b_w) `pairs` (layers tiled under `tiler`)."""
   pairs = tuple(pairs)
   for a, w in pairs:
     if a not in BITS or w not in BITS:
@@ -203,11 +204,12 @@ def profile(net: Network, p: Platform, pairs: Iterable[tuple[int, int]] = ALL_PA
       if not l.weighted and a in done:  # b_w does not matter for weightless layers.
         entries[(lt.key, a, w)] = done[a]
         continue
-      entries[(lt.key, a, w)] = done[a] = profile_layer(l, p, a, w, b_out)
+      entries[(lt.key, a, w)] = done[a] = profile_layer(l, p, a, w, b_out, tiler)
   return LatencyDict(net.name, p.name, p.freq_mhz, bits_out, layers, types, entries)
 
 
-def slot_table(shapes: NetShapes, p: Platform, bits: int = 8, unit: str = "cycles") -> dict[tuple[str, str], float]:
+def slot_table(shapes: NetShapes, p: Platform, bits: int = 8, unit: str = "cycles",
+               tiler: str = DEFAULT_TILER) -> dict[tuple[str, str], float]:
   """{(slot name, op): latency} of every alternative of every conv slot of a traced (super)network,
   each simulated alone at `bits` (input, weights, output); identity costs 0."""
   scale = _scale(unit, p.freq_mhz)
@@ -218,11 +220,12 @@ def slot_table(shapes: NetShapes, p: Platform, bits: int = 8, unit: str = "cycle
       slot_layers(b, ls.name, ls.spec, op, "input")
       total = 0.0
       for l in b.layers:
-        total += profile_layer(l, p, bits, bits, bits).cycles
+        total += profile_layer(l, p, bits, bits, bits, tiler).cycles
       table[(ls.name, op)] = total * scale
   return table
 
 
-def slot_latency_cost(shapes: NetShapes, p: Platform, bits: int = 8, unit: str = "ms") -> Cost:
+def slot_latency_cost(shapes: NetShapes, p: Platform, bits: int = 8, unit: str = "ms",
+                      tiler: str = DEFAULT_TILER) -> Cost:
   """Expected-latency `Cost` of a supernet from `slot_table` (slots only; other layers are constant)."""
-  return expected_latency(slot_table(shapes, p, bits, unit))
+  return expected_latency(slot_table(shapes, p, bits, unit, tiler))

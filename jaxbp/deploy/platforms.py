@@ -3,7 +3,7 @@
 Every number is a named field with its source; figures come from `shared/docs/pulp-hardware.md`
 ("doc") unless marked *estimate* (an instruction count or an engineering guess, to be replaced by a
 measurement when one exists). Override any field with `dataclasses.replace`, `Platform.replace(**kw)`
-(dotted keys reach the nested kernel/power parameters) or `platform_from_dict`.
+(dotted keys reach the nested kernel/power/dory parameters) or `platform_from_dict`.
 
 Cycles are cluster cycles; sizes are bytes; power is mW at `Power.ref_mhz`.
 """
@@ -83,6 +83,40 @@ class Power:
 
 
 @dataclasses.dataclass(frozen=True)
+class DoryTarget:
+  """The DORY target a deployment of this platform is generated for (its `HW_description.json`, read from
+  `shared/dory/dory/Hardware_targets/PULP/<target>/`) and the config jaxbp's DORY export writes.
+
+  `double_buffering` is DORY's buffer factor (1: one L1 buffer per tensor and blocking DMA, as in DORY's
+  PULP.GAP8 target; 2: two buffers, the next tile's DMA overlaps compute, DORY's default and its PULP_gvsoc
+  target). Under the `dory` tiler policy it sets both the L1 budget of a tile and the cycle model.
+  """
+
+  name: str = "PULP.GAP8"
+  l1_bytes: int = 64_000  # HW_description memory.L1.dimension (DORY's L1 budget is 64,000 B, not 64 KiB).
+  stack_core0_bytes: int = 3_500  # "accelerator core0 stack".
+  stack_core_bytes: int = 3_400  # "accelerator core1-7 stack".
+  l2_bytes: int = 512_000  # memory.L2.dimension.
+  code_reserved_bytes: int = 132_000  # "code reserved space" of jaxbp's dory_config.json (jaxbp/export/onnx/dory.py).
+  double_buffering: int = 1  # "double_buffering" (GAP8: 1; absent = 2).
+  constant_bits: int = 32  # "BNRelu_bits" of the config: k and lambda are int32.
+
+  @property
+  def l1_budget_bytes(self) -> int:
+    """L1 DORY lets tiles use: dimension minus the 8 cores' stacks (36,700 B on GAP8)."""
+    return self.l1_bytes - self.stack_core0_bytes - 7 * self.stack_core_bytes
+
+  @property
+  def l2_budget_bytes(self) -> int:
+    """L2 DORY lets one layer's L2 tile use (weights, activations, constants): dimension minus code."""
+    return self.l2_bytes - self.code_reserved_bytes
+
+
+# DORY's PULP_gvsoc target (generic PULP cluster): larger stacks, no "double_buffering" key (= 2), DMA not blocking.
+DORY_PULP = DoryTarget("PULP.PULP_gvsoc", stack_core0_bytes=3_800, stack_core_bytes=3_600, double_buffering=2)
+
+
+@dataclasses.dataclass(frozen=True)
 class Platform:
   """One 8-core PULP cluster target.
 
@@ -101,7 +135,9 @@ class Platform:
   l2_reserved_bytes: int = 131_072  # doc: DORY configs reserve 120-132 kB for code + runtime (128 kB).
   l3_bytes: int = 8 * 2**20  # doc: 8 MB HyperRAM on the common board.
   l3_enabled: bool = True
-  double_buffer: bool = True  # doc: DORY double-buffers L2<->L1 tiles.
+  # Buffering of jaxbp's own tiled C runtime (`tiler="jaxbp"`): double-buffered L2<->L1 tiles. A DORY
+  # deployment buffers as `dory.double_buffering` says (GAP8: single, blocking DMA).
+  double_buffer: bool = True
   dma_bytes_per_cycle: float = 8.0  # doc: published GAP9 cost model, 8 B/cycle.
   dma_setup_cycles: float = 920.0  # doc: ~920 cycles fixed cost per transfer (API + setup).
   dma_row_cycles: float = 1.0  # doc: 1 cycle per 2D row.
@@ -116,6 +152,7 @@ class Platform:
   mixed_simd: bool = False  # dot products on mixed widths with hardware unpack (XpulpNN v2, doc).
   kernel: KernelParams = KernelParams()
   power: Power = Power()
+  dory: DoryTarget = DoryTarget()  # the DORY target of this platform (tiler policy "dory").
 
   def __post_init__(self):
     if self.isa not in ISAS:
@@ -126,6 +163,8 @@ class Platform:
       raise ValueError(f"platform {self.name!r}: L1 reservations exceed l1_bytes={self.l1_bytes}")
     if self.l2_budget_bytes <= 0:
       raise ValueError(f"platform {self.name!r}: l2_reserved_bytes exceeds l2_bytes={self.l2_bytes}")
+    if self.dory.double_buffering not in (1, 2):
+      raise ValueError(f"platform {self.name!r}: dory.double_buffering must be 1 or 2, got {self.dory.double_buffering}")
 
   @property
   def l1_usable_bytes(self) -> int:
@@ -160,9 +199,9 @@ def _simd(*pairs: tuple[int, int]) -> tuple[tuple[int, int], ...]:
 GAP8 = Platform("gap8", "xpulpv2")
 # Generic 8-core PULP clusters with the ISAs of the Free Bits study. Memory, DMA and power figures are
 # GAP8's (the doc gives no others for these clusters) -- an assumption; override per SoC.
-XPULPV2 = dataclasses.replace(GAP8, name="xpulpv2")
+XPULPV2 = dataclasses.replace(GAP8, name="xpulpv2", dory=DORY_PULP)
 # XpulpNN v1: 4-bit (8 lanes) and 2-bit (16 lanes) SIMD, equal operand widths only (doc).
-XPULPNN_V1 = dataclasses.replace(GAP8, name="xpulpnn-v1", isa="xpulpnn-v1", simd_lanes=_simd((8, 4), (4, 8), (2, 16)))
+XPULPNN_V1 = dataclasses.replace(XPULPV2, name="xpulpnn-v1", isa="xpulpnn-v1", simd_lanes=_simd((8, 4), (4, 8), (2, 16)))
 # XpulpNN v2: mixed-width dot products unpacked in hardware at no cost (doc).
 XPULPNN_V2 = dataclasses.replace(XPULPNN_V1, name="xpulpnn-v2", isa="xpulpnn-v2", mixed_simd=True)
 
@@ -213,7 +252,7 @@ def platform_from_dict(d: Mapping[str, Any], base: Platform | None = None) -> Pl
   base_name = d.pop("base", None)
   if base is None:
     base = get_platform(base_name or d.get("name", ""))
-  nested: dict[str, dict[str, Any]] = {"kernel": {}, "power": {}}
+  nested: dict[str, dict[str, Any]] = {"kernel": {}, "power": {}, "dory": {}}
   flat = {}
   for key, value in d.items():
     head, _, tail = key.partition(".")
@@ -225,7 +264,8 @@ def platform_from_dict(d: Mapping[str, Any], base: Platform | None = None) -> Pl
       flat[key] = value
   plat = _replace(base, flat, f"platform {base.name}")
   return dataclasses.replace(plat, kernel=_replace(plat.kernel, nested["kernel"], f"platform {plat.name}.kernel"),
-                             power=_replace(plat.power, nested["power"], f"platform {plat.name}.power"))
+                             power=_replace(plat.power, nested["power"], f"platform {plat.name}.power"),
+                             dory=_replace(plat.dory, nested["dory"], f"platform {plat.name}.dory"))
 
 
 def load_platform(path: str | Path) -> Platform:

@@ -13,10 +13,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from jaxbp.deploy.layers import Network
+from jaxbp.deploy.dory_tiler import dory_node, kernel_name
+from jaxbp.deploy.layers import Layer, Network
 from jaxbp.deploy.platforms import Platform
 from jaxbp.deploy.schedule import LayerTiming, layer_timing
-from jaxbp.deploy.tiler import NetworkPlan, plan_network
+from jaxbp.deploy.tiler import DEFAULT_TILER, NetworkPlan, plan_network
 
 COMPUTE_BOUND_OPS = ("conv", "pointwise", "linear")
 
@@ -25,7 +26,9 @@ COMPUTE_BOUND_OPS = ("conv", "pointwise", "linear")
 class LayerReport:
   """One layer's simulated cost. Cycles are cluster cycles; `cycles` = compute + dma_exposed +
   l3_exposed + overhead; im2col/unpack are parts of compute; dma/l3 are busy cycles (overlapped or not);
-  dma_setups counts the L2<->L1 DMA set-ups (2-D transfers; a 3-D tile slice pays one per tile row)."""
+  dma_setups counts the L2<->L1 DMA set-ups (2-D transfers; a 3-D tile slice pays one per tile row);
+  kernel: the PULP-NN(-mixed) function DORY would call ("" if none); l1_bytes: the tile's L1 footprint;
+  note: how the tile was chosen when it matters (see `L1Tiling.note`)."""
 
   name: str
   op: str
@@ -49,6 +52,9 @@ class LayerReport:
   latency_ms: float
   energy_mj: float
   dma_setups: int = 0
+  kernel: str = ""
+  l1_bytes: int = 0
+  note: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,16 +75,20 @@ class Report:
   weight_bytes: int
   peak_l2_bytes: int
   layers: tuple[LayerReport, ...]
+  tiler: str = "jaxbp"
+  double_buffered: bool = True
 
   def to_json(self) -> dict[str, Any]:
-    """The `tools/deploy.py simulate --json` object (exactly its documented keys)."""
+    """The `tools/deploy.py simulate --json` object (its documented keys; later fields are additions)."""
     keys = ("name", "op", "macs", "bits_in", "bits_w", "bits_out", "n_tiles", "cycles", "compute_cycles",
-            "dma_cycles", "latency_ms")
+            "dma_cycles", "latency_ms", "kernel", "tile", "dma_exposed_cycles", "l3_exposed_cycles", "overhead_cycles",
+            "l1_bytes")
     return {"model": self.model, "platform": self.platform, "freq_mhz": self.freq_mhz, "fits": self.fits,
             "uses_l3": self.uses_l3, "total_cycles": round(self.total_cycles), "latency_ms": self.latency_ms,
             "energy_mj": self.energy_mj, "macs": self.macs, "weight_bytes": self.weight_bytes,
-            "peak_l2_bytes": self.peak_l2_bytes,
-            "layers": [{k: (round(getattr(l, k)) if k.endswith("cycles") else getattr(l, k)) for k in keys}
+            "peak_l2_bytes": self.peak_l2_bytes, "tiler": self.tiler, "double_buffered": self.double_buffered,
+            "layers": [{k: (round(getattr(l, k)) if k.endswith("cycles") else
+                            list(getattr(l, k)) if k == "tile" else getattr(l, k)) for k in keys}
                        for l in self.layers]}
 
   @property
@@ -86,18 +96,27 @@ class Report:
     return self.macs / self.total_cycles
 
   def table(self) -> str:
-    """Human-readable per-layer breakdown and totals."""
-    head = (f"{'layer':28} {'op':11} {'bits':7} {'MACs':>10} {'tiles':>5} {'cycles':>10} {'compute':>10} "
-            f"{'im2col':>8} {'dma':>9} {'setups':>6} {'dma_exp':>9} {'l3_exp':>9} {'ovh':>7} {'ms':>7}")
+    """Human-readable per-layer breakdown and totals: the kernel DORY would call, the L1 output tile (h x w x c)
+    and the number of tiles, then cycles (compute, DMA busy / exposed, L3 exposed, call overheads)."""
+    head = (f"{'layer':24} {'op':11} {'bits':7} {'kernel':34} {'tile hxwxc':13} {'tiles':>5} {'MACs':>10} "
+            f"{'cycles':>10} {'compute':>10} {'im2col':>8} {'dma':>9} {'setups':>6} {'dma_exp':>9} {'l3_exp':>9} "
+            f"{'ovh':>7} {'ms':>7}")
     lines = [head, "-" * len(head)]
     for l in self.layers:
       op = l.op if not l.mode else f"{l.op}/{l.mode}"[:11]
-      lines.append(f"{l.name[:28]:28} {op:11} {l.bits_in}/{l.bits_w}/{l.bits_out:<3} {l.macs:10d} {l.n_tiles:5d} "
+      tile = "x".join(str(v) for v in l.tile)
+      lines.append(f"{l.name[:24]:24} {op:11} {l.bits_in}/{l.bits_w}/{l.bits_out:<3} {(l.kernel or '-')[:34]:34} "
+                   f"{tile:13} {l.n_tiles:5d} {l.macs:10d} "
                    f"{l.cycles:10.0f} {l.compute_cycles:10.0f} {l.im2col_cycles:8.0f} {l.dma_cycles:9.0f} "
                    f"{l.dma_setups:6d} "
                    f"{l.dma_exposed_cycles:9.0f} {l.l3_exposed_cycles:9.0f} {l.overhead_cycles:7.0f} "
                    f"{l.latency_ms:7.3f}")
     lines.append("-" * len(head))
+    notes = [f"  {l.name}: {l.note}" for l in self.layers if l.note and l.note != "whole layer in L1"]
+    if notes:
+      lines += ["notes:"] + notes
+    buf = "double-buffered" if self.double_buffered else "single-buffered, blocking DMA"
+    lines.append(f"tiler {self.tiler} ({buf})")
     verdict = "fits" if self.fits else "DOES NOT FIT: " + "; ".join(self.reasons)
     lines.append(f"{self.model} on {self.platform} @ {self.freq_mhz:g} MHz: {self.total_cycles:,.0f} cycles, "
                  f"{self.latency_ms:.3f} ms, {self.energy_mj:.4f} mJ, {self.macs:,} MACs "
@@ -115,9 +134,24 @@ def layer_energy_mj(op: str, t: LayerTiming, p: Platform) -> float:
   return mw_cycles / (pw.ref_mhz * 1e6)  # mW x cycles / (cycles/s at ref) = mJ
 
 
-def report_from_plan(plan: NetworkPlan) -> Report:
-  """Simulates a planned network."""
+def dory_kernels(net: Network, p: Platform) -> dict[str, str]:
+  """{layer: the PULP-NN(-mixed) function DORY would call} ("" for layers without a DORY kernel). DORY picks
+  pulp-nn-mixed for the whole network as soon as one layer has a sub-byte tensor (its "mixed-sw"; "mixed-hw",
+  xpulp_nn_*, on the XpulpNN ISAs)."""
+  last = net.layers[-1]
+
+  def node(l: Layer):
+    return dory_node(l, l is last and l.op == "linear")
+
+  nodes = {l.name: node(l) for l in net.layers}
+  mixed = any(min(n.in_bits, n.out_bits, n.w_bits if n.weighted else 8) < 8 for n in nodes.values() if n)
+  return {k: kernel_name(n, p.isa, mixed) if n else "" for k, n in nodes.items()}
+
+
+def report_from_plan(plan: NetworkPlan, tiler: str = "jaxbp") -> Report:
+  """Simulates a planned network (`tiler`: the policy the plan was made with, for the report)."""
   p, net = plan.platform, plan.network
+  kernels = dory_kernels(net, p)
   layers = []
   for lp in plan.layers:
     l = lp.layer
@@ -125,18 +159,20 @@ def report_from_plan(plan: NetworkPlan) -> Report:
     layers.append(LayerReport(l.name, l.op, l.mode, l.macs, l.bits_in, l.bits_w, l.bits_out, lp.l1.tile, lp.l1.grid,
                               t.n_tiles, t.total, t.compute, t.im2col, t.unpack, t.dma + t.l3, t.dma_exposed, t.l3,
                               t.l3_exposed, t.overhead, t.total / (p.freq_mhz * 1e3), layer_energy_mj(l.op, t, p),
-                              t.dma_setups))
+                              t.dma_setups, kernels[l.name], lp.l1.l1_bytes, lp.l1.note))
   total = sum(l.cycles for l in layers)
   return Report(net.name, p.name, p.freq_mhz, plan.fits, plan.reasons, plan.uses_l3, total,
                 total / (p.freq_mhz * 1e3), sum(l.energy_mj for l in layers), net.macs,
-                net.param_bytes(p.requant_bytes_per_channel), plan.peak_l2_bytes, tuple(layers))
+                net.param_bytes(p.requant_bytes_per_channel), plan.peak_l2_bytes, tuple(layers), tiler, p.double_buffer)
 
 
-def simulate(net: Network, platform: Platform, freq_mhz: float | None = None, l3: bool | None = None) -> Report:
-  """Plans and simulates `net` on `platform` (optionally at another clock or with L3 on/off)."""
+def simulate(net: Network, platform: Platform, freq_mhz: float | None = None, l3: bool | None = None,
+             tiler: str = DEFAULT_TILER) -> Report:
+  """Plans and simulates `net` on `platform` (optionally at another clock or with L3 on/off) under the tiler
+  policy `tiler`: "dory" (default: the deployment DORY generates, with its buffering) or "jaxbp"."""
   p = platform
   if freq_mhz is not None:
     p = dataclasses.replace(p, freq_mhz=float(freq_mhz))
   if l3 is not None:
     p = dataclasses.replace(p, l3_enabled=bool(l3))
-  return report_from_plan(plan_network(net, p))
+  return report_from_plan(plan_network(net, p, tiler), tiler)

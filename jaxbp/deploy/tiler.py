@@ -8,6 +8,11 @@ channels in whole bytes. Among the largest tiles that fit the usable L1 (double-
 more than one tile), the tiler keeps the one the cycle model rates fastest: the sweet spots, fewer DMA
 set-ups and kernel calls are preferred through the cycles they save.
 
+Two policies (`TILERS`): "jaxbp" (above; what jaxbp's tiled C path executes, `jaxbp/export/c/tiled.py`)
+and "dory" (the tiles DORY's PULP tiler would generate, `dory_tiler.py`, with the platform's DORY buffering:
+single-buffered blocking DMA on GAP8). `simulate` predicts a DORY deployment by default; `plan_network`
+keeps "jaxbp" as its default because the C exporter executes its plan.
+
 The result is plain data (`L1Tiling`, `NetworkPlan`): tile sizes, grid, loop order, L1 buffer offsets,
 L2 placement and L3 streams; `tiles()` and `tile_transfers()` enumerate every tile and DMA transfer
 with its offsets, so a code generator can emit the tile loops.
@@ -17,9 +22,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from jaxbp.deploy import dma
+from jaxbp.deploy.dory_tiler import DoryTiling, DoryTilingError, dory_tilings
 from jaxbp.deploy.layers import Layer, Network, Shape, tensor_bytes
 from jaxbp.deploy.memory import ALIGN, MemoryPlan, plan_memory
 from jaxbp.deploy.platforms import Platform
@@ -50,6 +56,8 @@ class L1Tiling:
     buffers: L1 buffers with offsets (from 0 = start of the tile area).
     l1_bytes: L1 footprint; fits: whether it fits `Platform.l1_usable_bytes`.
     timing: the tile loop's cycles.
+    policy: the tiler policy that chose the tile ("jaxbp" or "dory"); note: why, when it is not that policy's
+      own choice (e.g. "no DORY kernel: jaxbp tile") or how DORY kept it ("whole layer in L1").
   """
 
   layer: str
@@ -62,6 +70,8 @@ class L1Tiling:
   l1_bytes: int
   fits: bool
   timing: L1Timing
+  policy: str = "jaxbp"
+  note: str = ""
 
   @property
   def n_tiles(self) -> int:
@@ -323,6 +333,58 @@ def tile_transfers(layer: Layer, tiling: L1Tiling, tile: Tile, p: Platform,
   return out
 
 
+TILERS = ("dory", "jaxbp")
+DEFAULT_TILER = "dory"  # what `simulate` and the latency tables predict: a DORY deployment.
+
+
+def check_tiler(tiler: str) -> str:
+  if tiler not in TILERS:
+    raise ValueError(f"tiler must be one of {TILERS}, got {tiler!r}")
+  return tiler
+
+
+def deployed_platform(p: Platform, tiler: str) -> Platform:
+  """The platform as the policy deploys it: under "dory", DORY's buffering (`p.dory.double_buffering`:
+  1 = single buffers and blocking DMA, tile time = compute + DMA; 2 = double buffers, overlapped)."""
+  if check_tiler(tiler) == "dory":
+    return dataclasses.replace(p, double_buffer=p.dory.double_buffering == 2)
+  return p
+
+
+def from_dory(layer: Layer, dt: DoryTiling, p: Platform) -> L1Tiling:
+  """DORY's L1 tile of `layer` as an `L1Tiling` (DORY's loop nest: output channels outer, then rows, columns;
+  `p` already carries DORY's buffering). L1 bytes and the fit verdict are DORY's own."""
+  t = tile_layer(layer, p, tile=dt.tile, loop_order="channels_outer")
+  budget = p.dory.l1_budget_bytes
+  return dataclasses.replace(t, l1_bytes=dt.l1_bytes, fits=dt.l1_bytes <= budget, policy="dory",
+                             note="whole layer in L1" if dt.whole else "")
+
+
+def policy_tilings(layers: Sequence[Layer], p: Platform, tiler: str,
+                   acc_out: Sequence[str] | None = None) -> tuple[list[L1Tiling], list[str]]:
+  """Every layer's L1 tiling under `tiler` on the deployed platform `p` (see `deployed_platform`), and the
+  reasons a DORY deployment fails (layers DORY finds no tile for keep jaxbp's tile, flagged). `acc_out`:
+  see `dory_tilings`."""
+  if check_tiler(tiler) == "jaxbp":
+    return [tile_layer(l, p) for l in layers], []
+  errors: dict[str, str] = {}
+  dts = dory_tilings(layers, p.dory, acc_out, errors=errors)
+  out = []
+  for l in layers:
+    dt = dts.get(l.name)
+    if dt is not None:
+      out.append(from_dory(l, dt, p))
+    else:
+      note = f"DORY: {errors[l.name]}" if l.name in errors else "no DORY kernel: jaxbp tile"
+      out.append(dataclasses.replace(tile_layer(l, p), policy="jaxbp", note=note))
+  return out, [f"DORY finds no tiling: {e}" for e in errors.values()]
+
+
+def tile_layer_policy(layer: Layer, p: Platform, tiler: str = DEFAULT_TILER) -> L1Tiling:
+  """One layer tiled alone (a micro-benchmark) under `tiler` on the deployed platform `p`."""
+  return policy_tilings((layer,), p, tiler, acc_out=())[0][0]
+
+
 @dataclasses.dataclass(frozen=True)
 class LayerPlan:
   """A layer's tiling, its L3 stream and where its tensors live in L2 (offsets; None if in L3)."""
@@ -360,18 +422,21 @@ class NetworkPlan:
     return self.memory.peak_bytes
 
 
-def plan_network(net: Network, p: Platform) -> NetworkPlan:
-  """Tiles every layer, then allocates L2 (streaming from L3 what does not fit, if L3 is enabled)."""
-  tilings = [tile_layer(l, p) for l in net.layers]
+def plan_network(net: Network, p: Platform, tiler: str = "jaxbp") -> NetworkPlan:
+  """Tiles every layer under `tiler` ("jaxbp": jaxbp's tiles and `p.double_buffer`; "dory": DORY's tiles and
+  buffering), then allocates L2 (streaming from L3 what does not fit, if L3 is enabled). The plan's platform
+  is the deployed one (`deployed_platform`)."""
+  p = deployed_platform(p, tiler)
+  tilings, dory_reasons = policy_tilings(net.layers, p, tiler)
   min_chunks = {}
   for l, t in zip(net.layers, tilings):
     cls = tile_classes(l, t.tile)
     biggest = max(tensor_bytes(c.inp, l.bits_in) for c in cls)
     min_chunks[l.name] = max(biggest, weight_tile_bytes(l, t.tile[2]), tensor_bytes(t.tile, l.bits_out))
   mem = plan_memory(net, p, min_chunks)
-  reasons = [] if mem.fits else [mem.reason]
+  reasons = ([] if mem.fits else [mem.reason]) + dory_reasons
   for l, t in zip(net.layers, tilings):
-    if not t.fits:
+    if not t.fits and not t.note.startswith("DORY:"):
       reasons.append(f"layer {l.name!r}: smallest tile {t.tile} needs {t.l1_bytes} B of L1 > "
                      f"{p.l1_usable_bytes} B usable")
   plans = []
