@@ -58,3 +58,37 @@ def test_zoo_graph_is_the_description(version, width, res):
   for d, l in zip(net.layers, cfg.layers()):
     assert d.out_shape == (*l.out_hw, l.cout) and d.inputs == l.inputs
   assert net.macs == count_macs(cfg)
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_flax_module_has_the_published_parameter_count(version):
+  import jax
+  from jaxbp.models import build, count_params as count_tree
+  from jaxbp.models.mobilenet import MobileNet, init_mobilenet
+  cfg = MobileNetConfig(version)
+  shapes = jax.eval_shape(lambda: init_mobilenet(build(cfg), jax.random.key(0)))
+  assert count_tree(shapes["params"]) == count_params(cfg) == {"v1": 4_231_976, "v2": 3_504_872}[version]
+  assert shapes["params"]["block2/depthwise"]["kernel"].shape == (3, 3, 1, cfg.layer("block2/depthwise").cin)
+  with pytest.raises(ValueError, match=r"expected images \(B, 224, 224, 3\)"):
+    jax.eval_shape(lambda: MobileNet(cfg).init(jax.random.key(0), jax.numpy.zeros((1, 32, 32, 3))))
+
+
+def test_depthwise_taps_equal_xla_grouped_conv():
+  import jax
+  import numpy as np
+  from jaxbp.models.mobilenet import depthwise_conv
+  k = jax.random.normal(jax.random.key(1), (3, 3, 1, 8))
+  x = jax.random.normal(jax.random.key(2), (2, 9, 9, 8))
+  for s in (1, 2):
+    ref = jax.lax.conv_general_dilated(x, k, (s, s), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                       feature_group_count=8)
+    np.testing.assert_allclose(depthwise_conv(x, k, s, 1), ref, atol=1e-5)
+
+
+def test_registered_configs_round_trip():
+  from jaxbp.models import MOBILENET_V1, config_from_dict, config_to_dict, model_name, seed_config
+  cfg = seed_config("mobilenet_v2", "digits")
+  assert model_name(cfg) == "mobilenet_v2" and config_from_dict(config_to_dict(cfg)) == cfg
+  assert MOBILENET_V1["digits"].resolution == 32
+  with pytest.raises(ValueError, match="version"):
+    config_from_dict({"model": "mobilenet_v1", "version": "v2"})

@@ -8,6 +8,7 @@ from typing import Any
 import flax.linen as nn
 
 from jaxbp.models.layers import SlotFactory, plain_slot
+from jaxbp.models.mobilenet import MobileNet, MobileNetConfig
 from jaxbp.models.resnet1d import ResNet1d, ResNet1dConfig
 from jaxbp.models.unet1d import UNet1d, UNet1dConfig
 
@@ -43,10 +44,16 @@ def batch_size(model: str, dataset: str) -> int:
   return BATCH_SIZE.get((model, dataset), 256)
 
 
-MODELS = {"resnet1d": (ResNet1d, RESNET1D), "unet1d": (UNet1d, UNET1D)}
-TASKS = {"resnet1d": "regression", "unet1d": "sig2sig"}
+# MobileNets on the CPU-sized image set (scikit-learn's digits at 32x32, `jaxbp.data.images`).
+MOBILENET_V1 = {"digits": MobileNetConfig("v1", width_mult=0.25, resolution=32, n_classes=10)}
+MOBILENET_V2 = {"digits": MobileNetConfig("v2", width_mult=0.35, resolution=32, n_classes=10)}
 
-ModelConfig = ResNet1dConfig | UNet1dConfig
+MODELS = {"resnet1d": (ResNet1d, RESNET1D), "unet1d": (UNet1d, UNET1D), "mobilenet_v1": (MobileNet, MOBILENET_V1),
+          "mobilenet_v2": (MobileNet, MOBILENET_V2)}
+TASKS = {"resnet1d": "regression", "unet1d": "sig2sig", "mobilenet_v1": "classification",
+         "mobilenet_v2": "classification"}
+
+ModelConfig = ResNet1dConfig | UNet1dConfig | MobileNetConfig
 
 
 def seed_config(model: str, dataset: str) -> ModelConfig:
@@ -66,10 +73,16 @@ def build(config: ModelConfig, slot: SlotFactory = plain_slot) -> nn.Module:
     return ResNet1d(config, slot=slot)
   if isinstance(config, UNet1dConfig):
     return UNet1d(config, slot=slot)
+  if isinstance(config, MobileNetConfig):
+    if slot is not plain_slot:
+      raise ValueError(f"{model_name(config)}: no conv slots to replace (NAS supernets are for ResNet1d/UNet1d)")
+    return MobileNet(config)
   raise TypeError(f"not a model config: {type(config).__name__}")
 
 
 def model_name(config: ModelConfig) -> str:
+  if isinstance(config, MobileNetConfig):
+    return f"mobilenet_{config.version}"
   return "resnet1d" if isinstance(config, ResNet1dConfig) else "unet1d"
 
 
@@ -86,7 +99,9 @@ def config_from_dict(d: dict[str, Any]) -> ModelConfig:
   model = d.pop("model", None)
   if model not in MODELS:
     raise ValueError(f"config: field 'model' must be one of {sorted(MODELS)}, got {model!r}")
-  cls = ResNet1dConfig if model == "resnet1d" else UNet1dConfig
+  cls = {"resnet1d": ResNet1dConfig, "unet1d": UNet1dConfig}.get(model, MobileNetConfig)
+  if cls is MobileNetConfig and d.setdefault("version", model[-2:]) != model[-2:]:
+    raise ValueError(f"config for {model}: field 'version' must be {model[-2:]!r}, got {d['version']!r}")
   fields = {f.name for f in dataclasses.fields(cls)}
   unknown = set(d) - fields
   if unknown:

@@ -29,6 +29,10 @@ from __future__ import annotations
 
 import dataclasses
 
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
 VERSIONS = ("v1", "v2")
 KINDS = ("conv", "dw", "pw", "add", "pool", "fc")
 NETWORK_INPUT = "input"
@@ -262,3 +266,93 @@ def blocks(cfg: MobileNetConfig) -> dict[str, tuple[MobileNetLayer, ...]]:
       out.setdefault(l.block, []).append(l)
   return {k: tuple(v) for k, v in out.items()}
 
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The Flax modules (float training network).
+
+def _he_fan_out(key, shape, dtype=jnp.float32):
+  """Kaiming-normal (fan out) conv init, as torchvision's MobileNetV2: kernel (KH, KW, Cin/g, Cout)."""
+  kh, kw, _, cout = shape
+  return jax.random.normal(key, shape, dtype) * jnp.sqrt(2.0 / (kh * kw * cout))
+
+
+def depthwise_conv(x: jax.Array, kernel: jax.Array, stride: int, padding: int) -> jax.Array:
+  """3x3 (any k) depthwise conv as k² shifted multiply-adds (XLA's CPU grouped conv is several times slower).
+
+  x (B, H, W, C), kernel (K, K, 1, C) -> (B, H', W', C); zero padding `padding` on every side.
+  """
+  k = kernel.shape[0]
+  x = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+  ho, wo = (x.shape[1] - k) // stride + 1, (x.shape[2] - k) // stride + 1
+  out = 0.0
+  for i in range(k):
+    for j in range(k):
+      tap = x[:, i:i + stride * (ho - 1) + 1:stride, j:j + stride * (wo - 1) + 1:stride, :]
+      out = out + tap * kernel[i, j, 0]
+  return out
+
+
+def conv2d(x: jax.Array, kernel: jax.Array, stride: int, padding: int, groups: int = 1) -> jax.Array:
+  """NHWC conv with HWIO kernel, symmetric zero padding; depthwise by `depthwise_conv` on CPU."""
+  if groups > 1 and groups == x.shape[-1] and kernel.shape[2] == 1 and jax.default_backend() == "cpu":
+    return depthwise_conv(x, kernel, stride, padding)
+  return jax.lax.conv_general_dilated(x, kernel, (stride, stride), ((padding, padding), (padding, padding)),
+                                      dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=groups)
+
+
+class ConvBN(nn.Module):
+  """One conv / dw / pw layer of the description: conv (no bias) → BatchNorm → ReLU6 or nothing.
+
+  Parameters: "kernel" (K, K, Cin/g, Cout), "bn" {"scale", "bias"}; batch_stats "bn" {"mean", "var"}.
+  """
+
+  layer: MobileNetLayer
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+    l = self.layer
+    kernel = self.param("kernel", _he_fan_out, (l.kernel, l.kernel, l.cin // l.groups, l.cout))
+    y = conv2d(x, kernel, l.stride, l.padding, l.groups)
+    # Keras' MobileNets: BN momentum 0.999 (V1) / 0.999 (V2), eps 1e-3; PyTorch 0.9 / 1e-5. Short CPU runs need
+    # statistics that follow the weights: momentum 0.9.
+    y = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-3, name="bn")(y)
+    return jnp.clip(y, 0.0, 6.0) if l.act == "relu6" else y
+
+
+class MobileNet(nn.Module):
+  """MobileNetV1 / V2 from its description: images (B, H, W, C) float -> logits (B, n_classes).
+
+  Parameters are keyed by layer name ("conv0", "block3/depthwise", ..., "fc"), see `ConvBN`; "fc" is a Dense
+  {"kernel": (C, n_classes), "bias"}. Training needs a "dropout" rng when `config.dropout` > 0.
+  """
+
+  config: MobileNetConfig
+
+  @nn.compact
+  def __call__(self, x: jax.Array, *, train: bool = False) -> jax.Array:
+    cfg = self.config
+    want = (cfg.resolution, cfg.resolution, cfg.in_channels)
+    if x.ndim != 4 or tuple(x.shape[1:]) != want:
+      raise ValueError(f"{cfg.name}: expected images (B, {', '.join(map(str, want))}), got shape {tuple(x.shape)}")
+    values = {NETWORK_INPUT: x}
+    for l in cfg.layers():
+      h = values[l.inputs[0]]
+      if l.kind in ("conv", "dw", "pw"):
+        h = ConvBN(l, name=l.name)(h, train=train)
+      elif l.kind == "add":
+        h = h + values[l.residual]
+      elif l.kind == "pool":
+        h = jnp.mean(h, axis=(1, 2))
+      else:
+        h = nn.Dropout(cfg.dropout, deterministic=not train or cfg.dropout == 0)(h)
+        h = nn.Dense(l.cout, kernel_init=nn.initializers.normal(0.01), name=l.name)(h)
+      values[l.name] = h
+    return values[cfg.layers()[-1].name]
+
+
+def init_mobilenet(model: MobileNet, key: jax.Array, batch: int = 2) -> dict:
+  """Variables {"params", "batch_stats"} of `model` for (batch, H, W, C) inputs."""
+  cfg = model.config
+  x = jnp.zeros((batch, cfg.resolution, cfg.resolution, cfg.in_channels), jnp.float32)
+  return model.init({"params": key, "dropout": key}, x, train=False)

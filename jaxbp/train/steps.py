@@ -2,6 +2,7 @@
 
 A batch is a dict of arrays: "x" (B, L, 1) z-scored PPG, and the target: "y" (B, 2) min-max scaled
 [SBP, DBP] for regression, "abp" (B, L, 1) scaled ABP for sig2sig. Losses are MSE on normalized targets.
+Classification: "x" (B, H, W, C) images, "y" (B,) integer labels, softmax cross-entropy on the logits.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import optax
 
 from jaxbp.train.state import TrainState
 
-TARGETS = {"regression": "y", "sig2sig": "abp"}
+TARGETS = {"regression": "y", "sig2sig": "abp", "classification": "y"}
 
 
 def target_key(task: str) -> str:
@@ -41,6 +42,21 @@ def mse(pred: jax.Array, target: jax.Array) -> jax.Array:
   return jnp.mean(jnp.square(pred - target))
 
 
+def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+  """Per-example softmax cross-entropy: logits (B, K), integer labels (B,) -> (B,)."""
+  return optax.softmax_cross_entropy_with_integer_labels(logits, labels.astype(jnp.int32))
+
+
+def accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+  """Fraction of examples whose argmax logit is the label."""
+  return jnp.mean(jnp.argmax(logits, axis=-1) == labels)
+
+
+def task_loss(task: str, out: jax.Array, target: jax.Array) -> jax.Array:
+  """The task's training loss: MSE, or mean cross-entropy for "classification"."""
+  return jnp.mean(cross_entropy(out, target)) if task == "classification" else mse(out, target)
+
+
 def make_train_step(model: nn.Module, tx: optax.GradientTransformation, task: str
                     ) -> Callable[[TrainState, dict[str, jax.Array], jax.Array], tuple[TrainState, jax.Array]]:
   """`step(state, batch, key) -> (state, loss)`: one Adam step on MSE, BatchNorm stats updated. Not jitted."""
@@ -50,7 +66,7 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, task: st
     def loss_fn(params):
       out, model_state = apply_model(model, {"params": params, **state.model_state}, batch["x"],
                                      train=True, key=key)
-      return mse(out, batch[target]), model_state
+      return task_loss(task, out, batch[target]), model_state
 
     (loss, model_state), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -62,11 +78,14 @@ def make_train_step(model: nn.Module, tx: optax.GradientTransformation, task: st
 
 
 def make_eval_step(model: nn.Module, task: str) -> Callable[[dict[str, Any], dict[str, jax.Array]], jax.Array]:
-  """`eval_step(variables, batch) -> (pred, sum of squared errors, number of target elements)`. Not jitted."""
+  """`eval_step(variables, batch) -> (pred, sum of squared errors, number of target elements)`. Not jitted.
+  Classification: (logits, sum of cross-entropies, number of examples)."""
   target = target_key(task)
 
   def eval_step(variables, batch):
     out, _ = apply_model(model, variables, batch["x"], train=False)
+    if task == "classification":
+      return out, jnp.sum(cross_entropy(out, batch[target])), jnp.asarray(out.shape[0], jnp.float32)
     return out, jnp.sum(jnp.square(out - batch[target])), jnp.asarray(batch[target].size, jnp.float32)
 
   return eval_step
