@@ -7,7 +7,9 @@ Starts from an int8 QAT network (--init-from: the output dir of experiments/qat.
 trains float + QAT here), adds Bayesian-Bits gates (2/4/8-bit residuals) to every weighted layer's weights
 and searchable input activation, and trains weights + gates with loss = MSE + λ·E[BOPs]/BOPs(8/8). Each
 candidate's configuration {layer: (b_in, b_w)} is read off with deterministic gates and evaluated as is on
-the rotation's test fold. Writes <out>/config.json, candidates/candidate_XX.json (λ, configuration, expected
+the rotation's test fold. `--cost latency --platform P` replaces E[BOPs] by the expected latency on P under the
+gate probabilities (the simulator's latency table of the network, `jaxbp.freebits.latency_cost`). Writes
+<out>/config.json, candidates/candidate_XX.json (λ, configuration, expected
 and read-off BOPs, weight bytes, MAE SBP/DBP), results.json (the error-vs-BOPs table) and bops_vs_mae.png.
 """
 
@@ -34,6 +36,7 @@ from jaxbp import models  # noqa: E402
 from jaxbp.cost import bits as cost_bits  # noqa: E402
 from jaxbp.data.protocol import Scalers, make_rotation  # noqa: E402
 from jaxbp.data.source import load_folds  # noqa: E402
+from jaxbp.freebits.latency_cost import bb_latency_cost  # noqa: E402
 from jaxbp.quant import (  # noqa: E402
   BBConfig,
   QuantConfig,
@@ -68,6 +71,9 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--batch-size", type=int, default=None, help="default: the benchmark's for model/dataset")
   p.add_argument("--locked", action="store_true", help="one gate set per layer for weights and input (b_in = b_w)")
   p.add_argument("--prune", action="store_true", help="add a pruning (0-bit) gate")
+  p.add_argument("--cost", default="bops", choices=("bops", "latency"),
+                 help="regularizer: expected BOPs or expected latency on --platform (simulator's table)")
+  p.add_argument("--platform", default=None, help="gap8 | xpulpv2 | xpulpnn-v1 | xpulpnn-v2 (with --cost latency)")
   p.add_argument("--float-epochs", type=int, default=None, help="without --init-from (default 100; 20 synthetic)")
   p.add_argument("--qat-epochs", type=int, default=None, help="without --init-from (default 30; 6 synthetic)")
   p.add_argument("--strategy", default="auto", choices=STRATEGIES, help="how candidates are batched")
@@ -108,6 +114,8 @@ def int8_start(args, config, split, scalers, spec, batch, out: Path) -> tuple[di
 
 def main(argv=None) -> dict:
   args = parse_args(argv)
+  if args.cost == "latency" and not args.platform:
+    raise SystemExit("error: --cost latency needs --platform")
   t_start = time.perf_counter()
   spec, folds = load_folds(args.dataset, args.data_dir)
   small = spec.name == "synthetic"
@@ -134,12 +142,17 @@ def main(argv=None) -> dict:
   bops, wbytes = cost_bits.bops(), cost_bits.weight_bytes()
   all8 = cost_bits.one_hot_joints(shapes, {layer.name: (8, 8) for layer in shapes.layers})
   refs["int8"].update(bops=float(bops(all8, shapes)), weight_bytes=float(wbytes(all8, shapes)))
+  reg = None
+  if args.cost == "latency":
+    reg = bb_latency_cost(config, spec.window, args.platform)
+    refs["int8"]["latency_ms"] = float(reg(all8, shapes))
   start = start_variables(tw, params, spec.window)
   t0 = time.perf_counter()
   log = (lambda r: print(f"epoch {r['epoch']}: mse {np.round(r['mse'], 4).tolist()}, "
-                         f"rel BOPs {np.round(r['rel_bops'], 3).tolist()}", flush=True)) if not args.no_progress else None
+                         f"rel {args.cost} {np.round(r['rel_cost'], 3).tolist()}", flush=True)) if not args.no_progress else None
   finals, history = search(tw, start, split["train"], tuple(args.lambdas), shapes, search_cfg,
-                           engine=EngineConfig(strategy=args.strategy), seed=args.seed, task=task, progress=log)
+                           engine=EngineConfig(strategy=args.strategy), seed=args.seed, task=task, progress=log,
+                           cost=reg)
   search_s = time.perf_counter() - t0
   candidates = []
   for i, (lam, v) in enumerate(zip(args.lambdas, finals)):
@@ -153,6 +166,8 @@ def main(argv=None) -> dict:
          "bops": float(bops(exact, shapes)), "weight_bytes": float(wbytes(exact, shapes)),
          "deployed_bytes": model_bytes(recs)["total"], "mae_sbp": rep["sbp"]["mae"], "mae_dbp": rep["dbp"]["mae"],
          "bits_histogram": {str(b): int(np.sum(hist == b)) for b in bb_cfg.support},
+         **({"expected_latency_ms": float(reg(bit_joints(tw, v["gates"]), shapes)),
+             "latency_ms": float(reg(exact, shapes))} if reg is not None else {}),
          "config": {k: list(b) for k, b in cfg.items()}}
     (out / "candidates" / f"candidate_{i:02d}.json").write_text(json.dumps(c, indent=2))
     candidates.append(c)
@@ -162,7 +177,8 @@ def main(argv=None) -> dict:
   ordered = sorted(candidates, key=lambda c: c["lambda"])
   monotone = all(a["expected_bops"] >= b["expected_bops"] * (1 - 1e-6) for a, b in itertools.pairwise(ordered))
   result = {"dataset": spec.name, "rotation": args.rotation, "model": models.config_to_dict(config),
-            "locked": args.locked, "prune": args.prune, "reference": refs,
+            "locked": args.locked, "prune": args.prune, "cost": args.cost, "platform": args.platform,
+            "reference": refs,
             "naive": {t: float(np.mean(np.abs(split["test"][t] - split["train"][t].mean()))) for t in ("sbp", "dbp")},
             "expected_bops_monotone_in_lambda": monotone,
             "candidates": [{k: v for k, v in c.items() if k != "config"} for c in candidates],

@@ -46,5 +46,7 @@ def test_prefers_more_bits_on_ties_and_respects_allowed():
 def test_missing_entries_are_clear_errors():
   with pytest.raises(KeyError, match="no entry for layer 'x' at \\(b_in=4, b_w=4\\)"):
     free_bits({"x": (4, 4)}, {("x", 8, 8): 1})
+  with pytest.raises(KeyError, match="no entry for layer 'x' \\(layer type conv:1x8x4>1x8x4\\) at \\(b_in=4, b_w=8\\)"):
+    free_bits({"x": (4, 4)}, {("x", 4, 4): 3, ("x", 8, 8): 1}, allowed=[(4, 8)], types={"x": "conv:1x8x4>1x8x4"})
   with pytest.raises(ValueError, match="expected \\(b_in, b_w\\)"):
     free_bits({"x": (4, 4, 4)}, {("x", 4, 4): 1})

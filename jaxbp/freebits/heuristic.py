@@ -6,7 +6,8 @@ is taken as the sum of layer latencies and more bits never lower accuracy, so th
 and no less accurate than the input configuration.
 
 The latency dictionary is a plain mapping {(layer, b_in, b_w): latency} (any unit), e.g.
-`jaxbp.deploy.latency_table.LatencyDict.per_layer()`.
+`jaxbp.deploy.latency_table.LatencyDict.per_layer()`; `types` ({layer: layer type}, e.g. `LatencyDict.layers`)
+only makes a missing entry's error name the layer type (LT) as well.
 """
 
 from __future__ import annotations
@@ -18,31 +19,37 @@ BitPair = tuple[int, int]
 LatencyTable = Mapping[tuple[str, int, int], float]
 
 
-def _lookup(latency: LatencyTable, layer: str, pair: BitPair) -> float:
+def _lookup(latency: LatencyTable, layer: str, pair: BitPair, types: Mapping[str, str] | None = None) -> float:
   try:
     return float(latency[(layer, pair[0], pair[1])])
   except KeyError:
-    raise KeyError(f"latency dictionary has no entry for layer {layer!r} at (b_in={pair[0]}, b_w={pair[1]})") from None
+    lt = f" (layer type {types[layer]})" if types and layer in types else ""
+    raise KeyError(f"latency dictionary has no entry for layer {layer!r}{lt} at (b_in={pair[0]}, b_w={pair[1]})"
+                   ) from None
 
 
-def upgrade(layer: str, pair: BitPair, latency: LatencyTable, allowed: Iterable[BitPair] | None = None) -> BitPair:
-  """The Free Bits choice for one layer (the input pair if nothing allowed is as fast with more bits)."""
-  current = _lookup(latency, layer, pair)
+def upgrade(layer: str, pair: BitPair, latency: LatencyTable, allowed: Iterable[BitPair] | None = None,
+            types: Mapping[str, str] | None = None) -> BitPair:
+  """The Free Bits choice for one layer (the input pair if nothing allowed is as fast with more bits).
+
+  `allowed` defaults to the pairs the dictionary has for `layer`; an allowed pair it lacks raises KeyError."""
+  current = _lookup(latency, layer, pair, types)
   pairs = allowed if allowed is not None else [(a, w) for (name, a, w) in latency if name == layer]
   best, best_key = tuple(pair), (current, -(pair[0] + pair[1]), -pair[0])
   for a, w in pairs:
-    if a < pair[0] or w < pair[1] or (layer, a, w) not in latency:
+    if a < pair[0] or w < pair[1]:
       continue
-    t = float(latency[(layer, a, w)])
+    t = _lookup(latency, layer, (a, w), types)  # an allowed pair the dictionary lacks is an error.
     key = (t, -(a + w), -a)
     if t <= current and key < best_key:
       best, best_key = (a, w), key
   return best
 
 
-def network_latency(config: Mapping[str, BitPair], latency: LatencyTable) -> float:
+def network_latency(config: Mapping[str, BitPair], latency: LatencyTable, types: Mapping[str, str] | None = None
+                    ) -> float:
   """Sum of the layer latencies of `config` (the heuristic's latency model)."""
-  return sum(_lookup(latency, name, tuple(pair)) for name, pair in config.items())
+  return sum(_lookup(latency, name, tuple(pair), types) for name, pair in config.items())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +63,7 @@ class FreeBitsResult:
 
 
 def free_bits(config: Mapping[str, BitPair], latency: LatencyTable,
-              allowed: Iterable[BitPair] | None = None) -> FreeBitsResult:
+              allowed: Iterable[BitPair] | None = None, types: Mapping[str, str] | None = None) -> FreeBitsResult:
   """Applies Free Bits to a {layer: (b_in, b_w)} configuration."""
   allowed = None if allowed is None else tuple(tuple(p) for p in allowed)
   new, changes = {}, {}
@@ -64,7 +71,7 @@ def free_bits(config: Mapping[str, BitPair], latency: LatencyTable,
     pair = tuple(pair)
     if len(pair) != 2:
       raise ValueError(f"layer {name!r}: expected (b_in, b_w), got {pair!r}")
-    new[name] = upgrade(name, pair, latency, allowed)
+    new[name] = upgrade(name, pair, latency, allowed, types)
     if new[name] != pair:
       changes[name] = (pair, new[name])
-  return FreeBitsResult(new, network_latency(config, latency), network_latency(new, latency), changes)
+  return FreeBitsResult(new, network_latency(config, latency, types), network_latency(new, latency, types), changes)

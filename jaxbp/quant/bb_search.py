@@ -1,6 +1,8 @@
 """Bayesian-Bits mixed-precision search as a pure step, run for many λ at once by `jaxbp.train.engine`.
 
-Loss = task MSE + λ · E[BOPs] / BOPs(all 8 bit) (dimensionless, so λ is comparable across networks).
+Loss = task MSE + λ · E[cost] / cost(all 8 bit) (dimensionless, so λ is comparable across networks); the cost
+is any `jaxbp.cost.bits` `Cost` of the joint bit probabilities: expected BOPs by default, or e.g. the expected
+latency from a simulator's latency table (`jaxbp.freebits.latency_cost.bb_latency_cost`).
 Weights and quantizer ranges ("params") and gate logits ("gates") are trained jointly on the training
 batch (as in the Bayesian-Bits paper), each with its own Adam. λ and the PRNG key are per-candidate
 arguments, so one compiled step serves every λ.
@@ -19,6 +21,7 @@ import numpy as np
 import optax
 
 from jaxbp.cost import bits as cost_bits
+from jaxbp.cost.algebra import Cost
 from jaxbp.data.batching import batches
 from jaxbp.quant.convert import twin_shapes
 from jaxbp.quant.readoff import bit_joints
@@ -64,14 +67,21 @@ def init_state(variables: dict[str, Any], config: BBSearchConfig) -> BBState:
   return BBState(jnp.zeros((), jnp.int32), params, gates, tx_w.init(params), tx_g.init(gates))
 
 
-def make_step(tw: QuantTwin, shapes: cost_bits.BitShapes, config: BBSearchConfig, task: str = "regression"
-              ) -> Callable[..., tuple[BBState, dict[str, jax.Array]]]:
-  """`step(state, batch, lam, key) -> (state, metrics)`; pure, not jitted."""
+def reference_cost(cost: Cost, shapes: cost_bits.BitShapes) -> float:
+  """`cost` with every layer at its widest widths (the normalizer of the regularizer)."""
+  return float(cost(cost_bits.one_hot_joints(shapes, {l.name: (max(l.in_bits), max(l.w_bits))
+                                                      for l in shapes.layers}), shapes))
+
+
+def make_step(tw: QuantTwin, shapes: cost_bits.BitShapes, config: BBSearchConfig, task: str = "regression",
+              cost: Cost | None = None) -> Callable[..., tuple[BBState, dict[str, jax.Array]]]:
+  """`step(state, batch, lam, key) -> (state, metrics)`; pure, not jitted. `cost` defaults to expected BOPs."""
   target = target_key(task)
   tx_w, tx_g = _optimizers(config)
-  bops = cost_bits.bops()
-  ref = float(bops(cost_bits.one_hot_joints(shapes, {l.name: (max(l.in_bits), max(l.w_bits))
-                                                     for l in shapes.layers}), shapes))
+  cost = cost if cost is not None else cost_bits.bops()
+  ref = reference_cost(cost, shapes)
+  if not ref > 0:
+    raise ValueError(f"Bayesian-Bits cost {cost.name!r} is {ref} at full precision; expected > 0")
 
   def step(state: BBState, batch, lam: jax.Array, key: jax.Array):
     kd, kg = jax.random.split(jax.random.fold_in(key, state.step))
@@ -79,7 +89,7 @@ def make_step(tw: QuantTwin, shapes: cost_bits.BitShapes, config: BBSearchConfig
     def loss_fn(params, gates):
       out = tw.apply({"params": params, "gates": gates}, batch["x"], train=True, rngs={"dropout": kd, "gates": kg})
       task_loss = mse(out, batch[target])
-      rel = bops(bit_joints(tw, gates), shapes) / ref
+      rel = cost(bit_joints(tw, gates), shapes) / ref
       return task_loss + lam * rel, (task_loss, rel)
 
     (_, (task_loss, rel)), (gw, gg) = jax.value_and_grad(loss_fn, argnums=(0, 1), has_aux=True)(
@@ -88,20 +98,22 @@ def make_step(tw: QuantTwin, shapes: cost_bits.BitShapes, config: BBSearchConfig
     ug, opt_g = tx_g.update(gg, state.opt_g, state.gates)
     new = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, uw),
                         gates=optax.apply_updates(state.gates, ug), opt_w=opt_w, opt_g=opt_g)
-    return new, {"mse": task_loss, "rel_bops": rel}
+    return new, {"mse": task_loss, "rel_cost": rel}
 
   return step
 
 
 def search(tw: QuantTwin, variables: dict[str, Any], train: dict[str, np.ndarray], lambdas: tuple[float, ...],
            shapes: cost_bits.BitShapes, config: BBSearchConfig, *, engine: EngineConfig = EngineConfig(),
-           seed: int = 0, task: str = "regression", progress: Callable[[dict[str, Any]], None] | None = None
-           ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-  """Searches one candidate per λ from the same start; returns (final variables per λ, history per epoch)."""
+           seed: int = 0, task: str = "regression", progress: Callable[[dict[str, Any]], None] | None = None,
+           cost: Cost | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+  """Searches one candidate per λ from the same start; returns (final variables per λ, history per epoch).
+
+  `cost`: the regularizer (default expected BOPs), normalized by its full-precision value."""
   n = len(lambdas)
   if len(train["x"]) < config.batch_size:
     raise ValueError(f"training split has {len(train['x'])} windows, fewer than one batch of {config.batch_size}")
-  engine_ = Engine(make_step(tw, shapes, config, task), n, engine, n_shared=1)
+  engine_ = Engine(make_step(tw, shapes, config, task, cost), n, engine, n_shared=1)
   state = init_state(variables, config)
   stacked = jax.tree.map(lambda x: np.broadcast_to(np.asarray(x), (n,) + np.shape(x)).copy(), state)
   groups = engine_.groups(stacked)
