@@ -1,7 +1,8 @@
 """Benchmark data: .mat fold reader, protocol (rotation, normalization), batching.
 
 The TFDS builder lives in `jaxbp.data.tfds_builder` (imports tensorflow_datasets;
-import it explicitly) and synthetic data in `jaxbp.data.synthetic`.
+import it explicitly) and synthetic data in `jaxbp.data.synthetic`. Images (folders, digits):
+`jaxbp.data.images`, their TFDS builder `jaxbp.data.image_builder`.
 """
 
 from jaxbp.data.batching import batches as batches
