@@ -75,7 +75,8 @@ def test_dory_graph_annotations_and_semantics(case):
   assert attrs(mul)["mult_bits"] == 32 and attrs(add)["add_bits"] == 32 and attrs(clip)["out_bits"] == 8
   residual = next(n for n in model.graph.node if n.name == "a.residual")
   node_a = graph.node("a")
-  assert attrs(residual)["in1_mul"] == node_a.attrs["mul_a"] and attrs(residual)["out_shift"] == node_a.attrs["d"]
+  assert attrs(residual)["in1_mul"] == node_a.attrs["in1_mul"]
+  assert attrs(residual)["out_shift"] == node_a.attrs["out_shift"]
   assert config["input_bits"] == 8 and config["input_signed"] and len(config["layers"]) == len(graph.nodes) + 2
   assert {m.key for m in model.metadata_props} >= {"jaxbp.layers", "jaxbp.inputs"}
   got = oexp.evaluate(model, graph, x)  # the annotated graph computes exactly the integer model

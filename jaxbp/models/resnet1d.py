@@ -27,6 +27,8 @@ class ResNet1dConfig:
     groups: feature groups of the block convs.
     downsample: stride of the downsampling blocks and of the stem max-pool.
     se_reduction, se_min: squeeze-excitation hidden width = max(C // se_reduction, se_min).
+    se: squeeze-excitation gate in every block (the seed); False drops it (a gate DORY / PULP-NN cannot run:
+      with `groups=1` the network is DORY-deployable, see `deployable()`).
     dropout: dropout rate inside the blocks.
     n_outputs: regression outputs ([SBP, DBP]).
     ops: per conv slot op ("conv" | "dw" | "id"), in `slot_specs()` order; None = the seed (all "conv").
@@ -40,6 +42,7 @@ class ResNet1dConfig:
   downsample: int = 4
   se_reduction: int = 16
   se_min: int = 4
+  se: bool = True
   dropout: float = 0.5
   n_outputs: int = 2
   ops: tuple[str, ...] | None = None
@@ -61,6 +64,12 @@ class ResNet1dConfig:
       specs[f"block{i}/conv1"] = SlotSpec(cin, cout, self.kernel, stride, self.groups)
       specs[f"block{i}/conv2"] = SlotSpec(cout, cout, self.kernel, 1, self.groups)
     return specs
+
+  def deployable(self, groups: int | None = None) -> "ResNet1dConfig":
+    """A DORY-deployable variant: no squeeze-excitation gate (DORY has no gate), `groups` (default: kept; PULP-NN
+    has plain and depthwise kernels only, so the DORY export lowers a grouped conv to a block-diagonal plain conv
+    with `groups`x its MACs; groups=1 trains that dense conv instead); everything else unchanged."""
+    return dataclasses.replace(self, se=False, groups=self.groups if groups is None else groups)
 
   @property
   def out_channels(self) -> int:
@@ -107,7 +116,8 @@ class ResNetBlock(nn.Module):
     x = nn.relu(_batch_norm(train, "bn2")(x))
     x = nn.Dropout(cfg.dropout, deterministic=not train)(x)
     x = self.slot(specs[f"block{i}/conv2"], self.ops[1], "conv2")(x)
-    x = SqueezeExcite(max(cout // cfg.se_reduction, cfg.se_min), name="se")(x)
+    if cfg.se:
+      x = SqueezeExcite(max(cout // cfg.se_reduction, cfg.se_min), name="se")(x)
     identity = zero_pad_maxpool(identity, stride)
     if cout != cin:
       front = (cout - cin) // 2

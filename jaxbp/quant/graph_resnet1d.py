@@ -74,13 +74,14 @@ def resnet1d_graph(cfg: ResNet1dConfig) -> QGraph:
     h = b.add(Node(f"{p}/drop2", "dropout", (h,), rate=cfg.dropout))
     h = b.slot(f"{p}/conv2", specs[f"{p}/conv2"], ops[f"{p}/conv2"], h, src=(p, "conv2"), bn=(), act="none",
                out=SIGNED)
-    grid = GridSpec(signed=b.signed[h])
-    hidden = max(cout // cfg.se_reduction, cfg.se_min)
-    s = b.add(Node(f"{p}/se/pool", "mean", (h,), grid))
-    s = b.add(Node(f"{p}/se/fc1", "dense", (s,), UNSIGNED, "relu", features=hidden, src=(p, "se", "fc1")))
-    s = b.add(Node(f"{p}/se/fc2", "dense", (s,), PRE_SIGMOID, features=cout, src=(p, "se", "fc2")))
-    s = b.add(Node(f"{p}/se/sigmoid", "sigmoid", (s,), SIGMOID_OUT))
-    h = b.add(Node(f"{p}/se/mul", "mul", (h, s), grid))
+    if cfg.se:
+      grid = GridSpec(signed=b.signed[h])
+      hidden = max(cout // cfg.se_reduction, cfg.se_min)
+      s = b.add(Node(f"{p}/se/pool", "mean", (h,), grid))
+      s = b.add(Node(f"{p}/se/fc1", "dense", (s,), UNSIGNED, "relu", features=hidden, src=(p, "se", "fc1")))
+      s = b.add(Node(f"{p}/se/fc2", "dense", (s,), PRE_SIGMOID, features=cout, src=(p, "se", "fc2")))
+      s = b.add(Node(f"{p}/se/sigmoid", "sigmoid", (s,), SIGMOID_OUT))
+      h = b.add(Node(f"{p}/se/mul", "mul", (h, s), grid))
     if stride > 1:
       identity = b.add(Node(f"{p}/skip_pool", "maxpool", (identity,), window=stride))
     if cout != cin:

@@ -1,5 +1,10 @@
 """The DORY-style annotated integer ONNX of an integer graph, its config JSON, and a reference evaluator.
 
+This form describes every op of the IR (also those DORY has no layer for) with DORY's annotation names; the real
+DORY compiler does not accept it as is (Clip bounds as inputs, the Mul(window) pool chain, Slice/Concat groups,
+biases next to the requant). The graph DORY compiles is `jaxbp.export.dory` (`to_dory_model`, `tools/export.py
+--format dory`), which rewrites or refuses what DORY cannot run.
+
 Every tensor holds integer values as floats (float64, so that int32 requant constants, biases and
 accumulators are exact; DORY's frontends read the values, not the dtype), tensor names are integers
 ("0" is the input), layouts are NCHW (a 1-D net is H = 1). Per layer:
@@ -10,8 +15,8 @@ accumulators are exact; DORY's frontends read the values, not the dtype), tensor
                    of group i) -> the conv chain above, named "<layer>/g<i>"; then Concat (channel axis, plain
                    ONNX, no requant: the groups share one grid). `split_groups=False` keeps one grouped Conv.
   affine (BN+ReLU) Mul(k) -> Add(λ) -> Div -> Floor -> Clip
-  add (residual)   Mul(A, mul_a), Mul(B, mul_b) -> Add {in1_mul, in2_mul, in1_bits, in2_bits, out_add, out_shift,
-                   out_bits} -> Add(λ) -> Div -> Floor -> Clip
+  add (residual)   Add(A, B) {in1_mul, in1_add, in1_shift, in2_..., out_mul, out_add, out_shift, in1_signed, in2_signed,
+                   out_signed, *_n_levels, *_rq, add_bits}: PULP-NN-mixed's add (`jaxbp.integerize.ops`), no chain
   mul (SE gate)    Mul(x, s) {in1_bits, in2_bits} -> Mul(k) -> Add(λ) -> Div -> Floor -> Clip
   avgpool / global AveragePool | GlobalAveragePool -> Mul(window size): the integer window sum, then the chain
   maxpool          Pad(0) -> MaxPool;  pad_channels: Pad;  lut: Sub(lo) -> Cast -> Gather(table)
@@ -54,7 +59,7 @@ from jaxbp.export.onnx.common import (LENGTH_AXIS, GraphAccumulator, channel_sha
 from jaxbp.integerize.graph import ACC_BITS, Graph, GraphError, Node, TensorSpec
 from jaxbp.integerize.instnorm import LIMIT
 from jaxbp.integerize.interpreter import check_input, crop_starts
-from jaxbp.integerize.ops import has_requant, requant_arrays
+from jaxbp.integerize.ops import INT32_MAX, add_fields, clip8_range, has_requant, requant_arrays
 
 DOMAIN = "org.pulp.dory"
 F64 = TensorProto.DOUBLE  # exact for int32 k, λ, biases and every intermediate
@@ -175,24 +180,16 @@ def _lower(g: GraphAccumulator, names: _Names, node: Node, ins: list[TensorSpec]
       _info(g, acc, TensorSpec(out.shape, ACC_BITS, True, 1.0))
       k, lam, d = requant_arrays(node, out.channels)
       _chain(g, names, n, acc, out, k, lam, d, y)
-  elif op == "add":
-    a, b = (names.of[t] for t in node.inputs)
-    ma, mb, add, d = (node.attrs[f] for f in ("mul_a", "mul_b", "add", "d"))
-    ta, tb, s, t2, t3, t4 = (names.new() for _ in range(6))
-    g.node("Mul", [a, g.const(f"{n}.mul_a", _f64(ma))], [ta], f"{n}.mul_a", DOMAIN, mult_bits=REQUANT_BITS)
-    g.node("Mul", [b, g.const(f"{n}.mul_b", _f64(mb))], [tb], f"{n}.mul_b", DOMAIN, mult_bits=REQUANT_BITS)
-    g.node("Add", [ta, tb], [s], f"{n}.residual", DOMAIN, in1_mul=ma, in2_mul=mb, in1_bits=ins[0].bits,
-           in2_bits=ins[1].bits, in1_signed=int(ins[0].signed), in2_signed=int(ins[1].signed), out_add=add,
-           out_shift=d, out_bits=out.bits)
-    g.node("Add", [s, g.const(f"{n}.lam", _f64(add))], [t2], f"{n}.add", DOMAIN, add_bits=REQUANT_BITS)
-    g.node("Div", [t2, g.const(f"{n}.shift", _f64(2.0 ** d))], [t3], f"{n}.div")
-    g.node("Floor", [t3], [t4], f"{n}.floor")
-    lo, hi = out.range
-    g.node("Clip", [t4, g.const(f"{n}.lo", _f64(lo)), g.const(f"{n}.hi", _f64(hi))], [y], f"{n}.clip", DOMAIN,
-           out_bits=out.bits, out_signed=int(out.signed))
-    for t in (ta, tb, s, t2, t3, t4):
-      _info(g, t, out)
-    layer.update(mul_a=ma, mul_b=mb, add=add, shift=d)
+  elif op == "add":  # PULP-NN-mixed's add, one annotated node (the form DORY's Quantlab frontend reads)
+    (m1, a1, s1), (m2, a2, s2), (mo, ao, so) = add_fields(node)
+    attrs = {"in1_mul": m1, "in1_add": a1, "in1_shift": s1, "in2_mul": m2, "in2_add": a2, "in2_shift": s2,
+             "out_mul": mo, "out_add": ao, "out_shift": so, "add_bits": REQUANT_BITS, "out_signed": int(out.signed),
+             "in1_signed": int(ins[0].signed), "in2_signed": int(ins[1].signed), "out_n_levels": 2 ** out.bits,
+             "in1_n_levels": 2 ** ins[0].bits, "in2_n_levels": 2 ** ins[1].bits, "in1_rq": 1, "in2_rq": 1,
+             "out_rq": 1}
+    g.node("Add", [names.of[t] for t in node.inputs], [y], f"{n}.residual", DOMAIN, **attrs)
+    layer.update({k: attrs[k] for k in ("in1_mul", "in1_add", "in1_shift", "in2_mul", "in2_add", "in2_shift",
+                                        "out_mul", "out_add", "out_shift")})
   elif op == "mul":
     s = names.of[node.inputs[1]]
     if len(ins[0].shape) > 1:
@@ -404,6 +401,8 @@ def evaluate(model: onnx.ModelProto, graph: Graph, inputs: np.ndarray | Mapping[
       r = acc + (v[2].reshape(1, -1, 1, 1) if len(v) > 2 else 0)
     elif op == "Gemm":
       r = v[0] @ v[1].T + (v[2] if len(v) > 2 else 0)
+    elif op == "Add" and "out_mul" in a:
+      r = pulp_add(v[0], v[1], a, nd.name)
     elif op in ("Mul", "Add", "Sub", "Div"):
       r = {"Mul": np.multiply, "Add": np.add, "Sub": np.subtract, "Div": np.divide}[op](v[0], v[1])
     elif op == "Floor":
@@ -446,6 +445,21 @@ def evaluate(model: onnx.ModelProto, graph: Graph, inputs: np.ndarray | Mapping[
     env[nd.output[0]] = r
   return {t: from_onnx_layout(env[vo.name], graph.tensors[t]).astype(np.int64)
           for vo, t in zip(model.graph.output, graph.outputs)}
+
+
+def pulp_add(x1: np.ndarray, x2: np.ndarray, a: dict, name: str) -> np.ndarray:
+  """PULP-NN-mixed's add: clip8((x_i·m_i + a_i) >> s_i) per input, summed, ((·)·m + a) >> s, clipped."""
+  rs = []
+  for j, x in ((1, x1), (2, x2)):
+    lo, hi = clip8_range(bool(a[f"in{j}_signed"]))
+    v = x.astype(np.int64) * a[f"in{j}_mul"] + a[f"in{j}_add"]
+    rs.append(np.clip(v >> a[f"in{j}_shift"], lo, hi))
+  v = ((rs[0] + rs[1]) * a["out_mul"] + a["out_add"]) >> a["out_shift"]
+  bits = int(np.log2(a["out_n_levels"]))
+  lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if a["out_signed"] else (0, (1 << bits) - 1)
+  if np.abs(v).max(initial=0) > INT32_MAX:
+    raise AssertionError(f"node {name!r} (Add): the output requant leaves int32")
+  return np.clip(v, lo, hi).astype(np.float64)
 
 
 def _pool(x: np.ndarray, a: dict, reduce) -> np.ndarray:
