@@ -177,6 +177,7 @@ def cmd_calibrate(args) -> int:
     print(f"tiler {tiler}\n")
     print(calibration.markdown(calibration.figures(tiler=tiler)))
     print()
+  print(calibration.conv_cost_table())
   return 0
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from jaxbp.deploy.kernels import kernel_cycles
+from jaxbp.deploy import kernel_code
+from jaxbp.deploy.kernels import iteration_cycles, kernel_cycles
 from jaxbp.deploy.layers import Layer, Network, conv_out
-from jaxbp.deploy.platforms import GAP8, XPULPNN_V2, Platform
+from jaxbp.deploy.platforms import GAP8, XPULPNN_V1, XPULPNN_V2, Platform
 from jaxbp.deploy.simulator import simulate
 from jaxbp.deploy.tiler import DEFAULT_TILER
 
@@ -88,11 +89,11 @@ def figures(gap8: Platform = GAP8, v2: Platform = XPULPNN_V2, tiler: str = DEFAU
   rep = simulate(net, gap8, tiler=tiler)
   out.append(Figure("8-bit conv layer incl. DMA, 8 cores", PEAK_8CORE, rep.macs / rep.layers[0].cycles, "MAC/cycle",
                     note="same layer tiled from L2 (DMA, calls, layer overhead)"))
-  core = dataclasses.replace(v2, n_cores=1)
+  core = v2.replace(n_cores=1, **{"kernel.mixed_library_8bit": True})  # the mixed core runs its own kernels.
   for (a, w), value in MIXED_CORE.items():
     layer = conv_layer(18, 18, 64, 64, 3, 0, (a, w, a))
     out.append(Figure(f"1-core mixed precision a{a}/w{w}", value, layer.macs / kernel_only(layer, core), "MAC/cycle",
-                      fitted=(a, w) != (8, 8),
+                      fitted=(a, w) == (8, 8),
                       note="xpulpnn-v2 core, 3x3, 64->64, 16x16 output (assumed layer), output at activation bits"))
   dw = Layer("dw", "depthwise", ("input",), (34, 34, 64), (32, 32, 64), kernel=(3, 3), groups=64)
   out.append(Figure("depthwise, 8 cores (doc analytic model)", 1.0, dw.macs / kernel_only(dw, gap8), "MAC/cycle",
@@ -100,6 +101,25 @@ def figures(gap8: Platform = GAP8, v2: Platform = XPULPNN_V2, tiler: str = DEFAU
   out.append(Figure("usable L1 on GAP8 (DORY)", 36_700, gap8.l1_usable_bytes, "bytes",
                     note="64 kB minus stacks (3,500 + 7 x 3,400 B) and runtime"))
   return out
+
+
+CONV_TABLE_PAIRS = ((8, 8), (4, 4), (2, 2), (8, 4), (4, 8), (8, 2))
+
+
+def conv_cost_table(platforms: tuple[Platform, ...] = (GAP8, XPULPNN_V1, XPULPNN_V2),
+                    pairs: tuple[tuple[int, int], ...] = CONV_TABLE_PAIRS) -> str:
+  """Markdown: per ISA and (b_in, b_w), the conv inner loop read from the PULP-NN-mixed code (instructions and
+  MACs per iteration, of which weight unpacking), its cycles per MAC on one core (one cycle per instruction,
+  `kernel.mac_load_cycles` per MAC&LOAD), the activation im2col helper and the kernel file."""
+  lines = ["| ISA | b_in/b_w | instr / MACs per iteration | weight-unpack instr | cycles/MAC (1 core) | "
+           "im2col helper (cycles/elem) | kernel file (pulp-nn-mixed/...) |", "|---|---|---|---|---|---|---|"]
+  for p in platforms:
+    for a, w in pairs:
+      l = kernel_code.CONV_INNER[(p.isa, a, w)]
+      lines.append(f"| {p.isa} | {a}/{w} | {l.instr} / {l.macs} | {l.unpack_instr} | "
+                   f"{iteration_cycles(p, l) / l.macs:.3f} | {l.im2col} ({l.im2col_cycles_per_elem:.3g}) | "
+                   f"{l.conv_file} -> {l.matmul} |")
+  return "\n".join(lines)
 
 
 def _num(v: float) -> str:

@@ -4,9 +4,14 @@ Follows the PULP-NN kernel structure (shared/docs/pulp-hardware.md): standard co
 output rows (1-D layers: output time steps) and build an im2col buffer for 2 output pixels, then run a
 4x2 matmul (4 output channels x 2 pixels, 8 sdotp per iteration), leftovers of the reduction on a
 scalar path and Cout % 4 on a 1x2 path; depthwise splits channels over cores; linear splits output
-neurons; pointwise convs split pixels (H and W) over cores and need no im2col. Sub-byte operands without a matching SIMD width are unpacked in software: activations once,
-while building im2col; weights inside the inner loop. Returned cycles are wall cycles of the cluster
-(the slowest core), since the cores run in parallel.
+neurons; pointwise convs split pixels (H and W) over cores and need no im2col. Sub-byte operands without a
+matching SIMD width are unpacked in software: activations once, while building im2col; weights inside the
+inner loop. Returned cycles are wall cycles of the cluster (the slowest core), since the cores run in parallel.
+
+Standard and pointwise convs follow the PULP-NN-mixed code of the platform's ISA (`kernel_code.CONV_INNER`:
+the im2col helper, the matmul's inner-loop instructions per iteration and its reduction step, read from the
+kernel sources for every (b_in, b_w)); depthwise, linear and element-wise kernels keep the doc's analytic
+model and instruction-count estimates.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from jaxbp.deploy.kernel_code import CONV_INNER, InnerLoop
 from jaxbp.deploy.layers import Layer, Shape
 from jaxbp.deploy.platforms import Platform
 
@@ -70,30 +76,40 @@ def _pairs_per_core(p: Platform, h: int, w: int) -> int:
   return math.ceil(math.ceil(w / 2) / p.n_cores)
 
 
-def _iter_extra(p: Platform, fmt: OperandFormat, b_w: int) -> float:
-  """Fitted extra cycles per inner iteration of sub-byte / mixed-width dot products."""
-  extra = p.kernel.subbyte_iter_cycles if 0 < fmt.width < 8 else 0.0
-  if p.mixed_simd and fmt.act_bits != b_w:
-    extra += p.kernel.mixed_iter_cycles
-  return extra
+def conv_loop(p: Platform, b_in: int, b_w: int) -> InnerLoop | None:
+  """The PULP-NN-mixed inner loop of a (b_in, b_w) conv on `p`'s ISA (None: no SIMD, scalar MACs). 8-bit layers
+  take the XpulpV2 loop on every ISA: DORY deploys an all-8-bit network with the 8-bit PULP-NN library (same 4x2
+  loop: 4 weight + 2 activation loads, 8 sdotp); in a mixed network its 8/8 layers would run the ISA's mixed
+  kernel (on XpulpNN 9 MAC&LOADs per 32 MACs: 6 % slower at the calibrated `mac_load_cycles`), which
+  `kernel.mixed_library_8bit` selects."""
+  if not p.lanes(8):
+    return None
+  eight = (b_in, b_w) == (8, 8) and not p.kernel.mixed_library_8bit
+  return CONV_INNER[("xpulpv2" if eight else p.isa, b_in, b_w)]
 
 
-def matmul_cycles(p: Platform, cout: int, red: int, fmt: OperandFormat, b_w: int, b_out: int) -> float:
-  """One pixel pair x `cout` channels x reduction `red` on one core (4x2 blocks + 1x2 leftover)."""
+def iteration_cycles(p: Platform, loop: InnerLoop) -> float:
+  """Cycles of one inner-loop iteration: one per instruction, `kernel.mac_load_cycles` per MAC&LOAD-family one."""
+  return loop.instr - loop.mac_load + loop.mac_load * p.kernel.mac_load_cycles
+
+
+def im2col_cycles(p: Platform, loop: InnerLoop, kh: int, n_row: int) -> float:
+  """One pixel's im2col: per kernel row one helper call on `n_row` elements (kw x Cin): blocks of the helper's
+  main loop, then the byte-wise leftover loop."""
+  blocks, left = divmod(n_row, loop.im2col_block)
+  return kh * (blocks * loop.im2col_block * loop.im2col_cycles_per_elem + left * p.kernel.im2col_leftover_cycles)
+
+
+def matmul_cycles(p: Platform, cout: int, red: int, loop: InnerLoop | None, b_out: int) -> float:
+  """One pixel pair x `cout` channels x reduction `red` on one core (4x2 blocks + 1x2 leftover channels)."""
   k = p.kernel
-  if fmt.width == 0:
+  if loop is None:
     return cout * 2 * red * k.scalar_cycles_per_mac + math.ceil(cout / 4) * (k.block_setup_cycles + k.block_store_cycles)
-  e = fmt.lanes
-  act_loads = 2 * e * fmt.act_bits / 32
-  w_loads = 4 * e * b_w / 32
-  w_unpack = 4 * k.unpack_cycles_per_word if fmt.unpack_w else 0.0
-  extra = _iter_extra(p, fmt, b_w)
-  it = 8 * k.sdotp_cycles + (act_loads + w_loads) * k.load_cycles + w_unpack + extra
-  it_row = 2 * k.sdotp_cycles + (act_loads + w_loads / 4) * k.load_cycles + w_unpack / 4 + extra / 4
-  n_it, tail = divmod(red, e)
+  it = iteration_cycles(p, loop)
+  n_it, tail = divmod(red, loop.elems)
   pack = 8 * k.pack_cycles_per_output if b_out < 8 else 0.0
   block = k.block_setup_cycles + n_it * it + tail * k.leftover_cycles_per_elem + k.block_store_cycles + pack
-  row = k.row_setup_cycles + n_it * it_row + tail * k.row_leftover_cycles_per_elem + k.row_store_cycles + pack / 4
+  row = k.row_setup_cycles + n_it * it / 4 + tail * k.row_leftover_cycles_per_elem + k.row_store_cycles + pack / 4
   return (cout // 4) * block + (cout % 4) * row
 
 
@@ -105,22 +121,28 @@ def conv_cycles(p: Platform, layer: Layer, out: Shape) -> KernelCycles:
   cg_out = layer.out_shape[2] // layer.groups
   groups, c_g = math.ceil(c / cg_out), min(c, cg_out)  # groups touched by the tile, channels per group.
   red = kh * kw * cin_g
-  fmt = operand_format(p, layer.bits_in, layer.bits_w)
+  loop = conv_loop(p, layer.bits_in, layer.bits_w)
   pointwise = layer.op == "pointwise"
-  # Pointwise kernels read HWC pixels in place (no im2col) unless activations need unpacking.
-  im2col = 0.0 if pointwise and not fmt.unpack_act else 2 * red * fmt.act_bits / 8 * p.kernel.im2col_cycles_per_byte
-  unpack = 2 * red * _unpack_per_elem(p, fmt.width) if fmt.unpack_act else 0.0
-  mm = matmul_cycles(p, c_g, red, fmt, layer.bits_w, layer.bits_out)
+  if loop is None:  # no SIMD: bytes copied into im2col at the doc's 1 cycle per byte, scalar MACs.
+    copy = 0.0 if pointwise else 2 * red * p.kernel.im2col_cycles_per_byte
+    unpack_act = 0.0
+  else:
+    unpacks = loop.act_bits != layer.bits_in
+    per_pixel = im2col_cycles(p, loop, kh, kw * cin_g)
+    if pointwise:  # pointwise kernels read HWC pixels in place unless activations need unpacking.
+      per_pixel = per_pixel if unpacks else 0.0
+    copy, unpack_act = (0.0, 2 * per_pixel) if unpacks else (2 * per_pixel, 0.0)
+  mm = matmul_cycles(p, c_g, red, loop, layer.bits_out)
   if pointwise:  # doc: pointwise convs split over H and W.
     pairs = math.ceil(math.ceil(h * w / 2) / p.n_cores) * groups
   else:
     pairs = _pairs_per_core(p, h, w) * groups
   f = p.kernel.pointwise_factor if pointwise else 1.0
   w_unpack = 0.0
-  if fmt.unpack_w and fmt.width:
-    w_unpack = (c_g // 4) * (red // fmt.lanes) * 4 * p.kernel.unpack_cycles_per_word
-    w_unpack += (c_g % 4) * (red // fmt.lanes) * p.kernel.unpack_cycles_per_word
-  return KernelCycles(f * pairs * (im2col + unpack + mm), f * pairs * im2col, f * pairs * (unpack + w_unpack))
+  if loop is not None and loop.unpack_instr:
+    n_it = red // loop.elems
+    w_unpack = (c_g // 4 + (c_g % 4) / 4) * n_it * loop.unpack_instr
+  return KernelCycles(f * pairs * (copy + unpack_act + mm), f * pairs * copy, f * pairs * (unpack_act + w_unpack))
 
 
 def depthwise_cycles(p: Platform, layer: Layer, out: Shape, inp: Shape) -> KernelCycles:
@@ -147,8 +169,7 @@ def linear_cycles(p: Platform, layer: Layer, out: Shape) -> KernelCycles:
     return KernelCycles(per_core * (cin * k.scalar_cycles_per_mac + k.row_store_cycles))
   e = fmt.lanes
   w_unpack = k.unpack_cycles_per_word if fmt.unpack_w else 0.0
-  word = (k.sdotp_cycles + (e * fmt.act_bits / 32 + e * layer.bits_w / 32) * k.load_cycles + k.linear_loop_cycles
-          + _iter_extra(p, fmt, layer.bits_w) / 8)
+  word = k.sdotp_cycles + (e * fmt.act_bits / 32 + e * layer.bits_w / 32) * k.load_cycles + k.linear_loop_cycles
   words = math.ceil(cin / e)
   act_unpack = cin * _unpack_per_elem(p, fmt.width) if fmt.unpack_act else 0.0
   total = per_core * (words * (word + w_unpack) + k.row_store_cycles) + act_unpack

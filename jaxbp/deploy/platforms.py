@@ -35,12 +35,15 @@ class KernelParams:
   row_store_cycles: float = 3.0  # requant + store of 2 outputs on the 1x2 path -- estimate.
   row_leftover_cycles_per_elem: float = 5.0  # 1x2 path scalar tail: 3 loads + 2 MACs (doc structure).
   leftover_cycles_per_elem: float = 14.0  # scalar tail of K*K*Cin % lanes: 6 loads + 8 MACs (doc structure).
-  # Extra cycles per inner iteration of sub-byte SIMD dot products (width < 8) and of mixed-width dot
-  # products (XpulpNN v2, b_in != b_w): *fitted* to the doc's single-core mixed-precision MAC/cycle table
-  # on a 3x3, 64->64 channel, 16x16 output layer (docs/calibration.md gives the residual errors).
-  subbyte_iter_cycles: float = 3.0
-  mixed_iter_cycles: float = 1.0
-  im2col_cycles_per_byte: float = 1.0  # doc analytic model: im2col = 2*K*K*Cin cycles per pixel pair (8 bit).
+  # Standard/pointwise convs: the inner loop of each (b_in, b_w) is read from the PULP-NN-mixed code
+  # (kernel_code.CONV_INNER: one cycle per instruction); these two numbers complete it.
+  # Cycles per XpulpNN MAC&LOAD-family instruction (MacLoad*, MacLoadInit/Assign): one instruction in the code;
+  # *calibrated* to 1.65 on the doc's single-core a8/w8 figure (2.1 MAC/cycle), the conv model's only fitted
+  # number; the eight sub-byte/mixed figures validate it (docs/calibration.md). Unused on XpulpV2 (GAP8).
+  mac_load_cycles: float = 1.65
+  mixed_library_8bit: bool = False  # 8/8 convs run the ISA's pulp-nn-mixed kernel, not PULP-NN's 8-bit one.
+  im2col_leftover_cycles: float = 2.0  # code: im2col's byte-wise leftover loop, a load and a store per element.
+  im2col_cycles_per_byte: float = 1.0  # doc analytic model: im2col = 2*K*K*Cin cycles per pixel pair (no SIMD path).
   # Software unpack of packed sub-byte operands, per produced 32-bit word: mask + shift (+ sign fix) with
   # weights reordered offline -- estimate (instruction count, XpulpV2 bit-manipulation).
   unpack_cycles_per_word: float = 2.0

@@ -13,7 +13,7 @@ import itertools
 import math
 
 from jaxbp.deploy import dma
-from jaxbp.deploy.kernels import kernel_cycles, operand_format
+from jaxbp.deploy.kernels import conv_loop, kernel_cycles, operand_format
 from jaxbp.deploy.layers import Layer, Shape, tensor_bytes
 from jaxbp.deploy.platforms import Platform
 
@@ -146,9 +146,11 @@ def im2col_bytes(layer: Layer, inp: Shape, p: Platform) -> int:
   """Per-cluster scratch of the kernel (im2col of 2 pixels per core; CHW strip for depthwise)."""
   fmt = operand_format(p, layer.bits_in, layer.bits_w)
   kh, kw = layer.kernel
-  if layer.op == "conv" or (layer.op == "pointwise" and fmt.unpack_act):
+  loop = conv_loop(p, layer.bits_in, layer.bits_w) if layer.op in ("conv", "pointwise") else None
+  act_bits = loop.act_bits if loop is not None else fmt.act_bits
+  if layer.op == "conv" or (layer.op == "pointwise" and act_bits != layer.bits_in):
     red = kh * kw * layer.in_shape[2] // layer.groups
-    return p.n_cores * math.ceil(2 * red * fmt.act_bits / 8)
+    return p.n_cores * math.ceil(2 * red * act_bits / 8)
   if layer.op == "depthwise":
     return p.n_cores * kw * inp[0] * (kh if inp[0] == 1 else 1)
   if layer.op == "linear" and fmt.unpack_act:
