@@ -53,6 +53,18 @@ def grid_quant(grid: dict[str, Any], where: str, act: str = "none") -> Quant:
   return Quant(bits, signed, float(grid["scale"]))  # the kernels clip signed outputs to the full grid (narrow: -2^(b-1) too)
 
 
+def _sigmoid_codes(codes: Sequence[int], r: dict[str, Any]) -> np.ndarray:
+  """The twin's sigmoid output codes for input codes (as `jaxbp.quant.readoff` computes its table)."""
+  import jax  # pylint: disable=import-outside-toplevel
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+
+  from jaxbp.quant import quantizers as qz  # pylint: disable=import-outside-toplevel
+  g_in, g_out = r["in"][0], r["out"]
+  y = jax.nn.sigmoid(jnp.asarray(codes, jnp.float32) * jnp.float32(g_in["scale"]))
+  q = qz.quantize_int(y, jnp.float32(g_out["scale"]), g_out["qmin"], g_out["qmax"], 0, g_out.get("rounding", "half_up"))
+  return np.asarray(q, np.int32)
+
+
 def graph_from_readoff(records: Sequence[dict[str, Any]], window: int, *, meta: dict[str, Any] | None = None
                        ) -> Graph:
   """The integer graph of `jaxbp.quant.read_off` records (input (window, 1))."""
@@ -70,10 +82,10 @@ def graph_from_readoff(records: Sequence[dict[str, Any]], window: int, *, meta: 
     acc = out_grid.get("kind") == "accumulator"
     out = None if acc or op in ("maxpool", "pad_channels", "dropout") else grid_quant(out_grid, where, r["act"])
     if op == "input":
-      last = b.input(name, (window, 1), out)
+      last = b.input(name, (window, 1) if isinstance(window, (int, np.integer)) else tuple(window), out)
     elif op in ("conv", "dense"):
       kernel = np.asarray(r["kernel_int"])
-      w = kernel.transpose(2, 0, 1) if op == "conv" else kernel.T
+      w = np.moveaxis(kernel, -1, 0) if op == "conv" else kernel.T  # [K..][Cin/g][Cout] -> [Cout][K..][Cin/g]
       if np.abs(w).max(initial=0) > 127:
         raise GraphError(f"{where}: weight codes exceed int8")
       kw = {"w_bits": int(r["w_bits"]), "bias_int": r["bias_int"], "out": out}
@@ -95,8 +107,8 @@ def graph_from_readoff(records: Sequence[dict[str, Any]], window: int, *, meta: 
     elif op == "sigmoid":
       table = np.asarray(r["lut"])
       lo, hi = b.spec(ins[0]).range
-      if len(table) == hi - lo:  # the twin's narrow input grid lacks -2^(b-1), which the kernels' clip produces:
-        table = np.concatenate([table[:1], table])  # it maps like the twin's lowest level (the twin's own clip)
+      if len(table) == hi - lo:  # a narrow read-off grid lacks -2^(b-1), which the kernels' clip (and the twin's
+        table = np.concatenate([_sigmoid_codes([lo], r), table])  # `pact_full`) produce: its entry as read_off's
       last = b.lut(name, ins[0], None, out, table=table)
     elif op == "maxpool":
       w = int(r["window"])

@@ -115,8 +115,11 @@ class AddRequant:
   rel_error: float
 
 
+ADD_T_TOL = 1e-5
+
+
 def add_mid_scale(scales: Sequence[float], ranges: Sequence[tuple[int, int]], signed: Sequence[bool],
-                  out_scale: float, *, max_shift: int = MAX_SHIFT - 1) -> float:
+                  out_scale: float, *, max_shift: int = 30) -> float:
   """ε_m = ε_y·2^-t of the add's intermediates: the finest power-of-two fraction (or multiple) of the output
   quantum on which every input's real range fits its 8-bit clip grid ([0, 255] unsigned, [-128, 127] signed)."""
   need = 0.0
@@ -125,9 +128,8 @@ def add_mid_scale(scales: Sequence[float], ranges: Sequence[tuple[int, int]], si
     need = max(need, s * hi / chi, s * lo / clo if lo < 0 else 0.0)
   if need <= 0:
     return out_scale * 2.0 ** -max_shift
-  t = int(np.floor(np.log2(out_scale / need)))
-  if out_scale * 2.0 ** -t < need:  # guard the float log
-    t -= 1
+  # The tolerance (the twin's, `jaxbp.quant.qlayers.ADD_T_TOL`) keeps float32 twin and this on the same t.
+  t = int(np.floor(np.log2(out_scale / need) + ADD_T_TOL))
   return out_scale * 2.0 ** -min(t, max_shift)
 
 

@@ -33,6 +33,7 @@ from jaxbp.models.layers import (
   torch_kernel_init,
   zero_pad_maxpool,
 )
+from jaxbp.models.mobilenet import conv2d
 from jaxbp.quant import bayesian_bits as bb
 from jaxbp.quant import quantizers as qz
 from jaxbp.quant.graph import GRID_PRESERVING, GridSpec, Node
@@ -43,10 +44,41 @@ CALIBRATION_PERCENTILE = 99.99
 
 @flax.struct.dataclass
 class QTensor:
-  """A fake-quantized tensor: `value` (float, on the grid) and its quantum `scale` (scalar)."""
+  """A fake-quantized tensor: `value` (float, on the grid), its quantum `scale` (scalar), its grid's bit width
+  `bits` (int scalar; Bayesian-Bits gated: traced) and signedness."""
 
   value: jax.Array
   scale: jax.Array
+  bits: jax.Array | None = None
+  signed: bool = flax.struct.field(pytree_node=False, default=True)
+
+
+# The add's intermediate quantum is the output quantum times 2^-t with t = floor(log2(ε_y / need) + ADD_T_TOL):
+# the tolerance keeps twin (float32) and integer graph (float64) on the same t where the ratio is a power of two.
+ADD_T_TOL = 1e-5
+ADD_MAX_T = 30
+
+
+def add_clip_ratio(bits, signed: bool):
+  """max|X|·ε / 8-bit clip bound per unit ε of an input grid (the add clips each requantized input to the 8-bit
+  grid of its signedness: [0, 255] or [-128, 127]): (2^b - 1)/255 unsigned, 2^(b-1)/128 signed."""
+  bits = jnp.asarray(bits, jnp.float32)
+  return jnp.exp2(bits - 1) / 128 if signed else (jnp.exp2(bits) - 1) / 255
+
+
+def pulp_add(a: QTensor, b: QTensor, out_scale: jax.Array, rounding: str) -> jax.Array:
+  """The residual add as PULP-NN computes it (see `jaxbp.integerize.ops`), in real units before the output
+  quantizer: each input onto the intermediate quantum ε_m = ε_y·2^-t (the finest on which neither input clips),
+  clipped to its 8-bit grid, then summed."""
+  need = jnp.maximum(a.scale * add_clip_ratio(a.bits, a.signed), b.scale * add_clip_ratio(b.bits, b.signed))
+  t = jax.lax.stop_gradient(jnp.minimum(jnp.floor(jnp.log2(out_scale / need) + ADD_T_TOL), ADD_MAX_T))
+  mid = out_scale * jnp.exp2(-t)
+  parts = [qz.fake_quant(x.value, mid, *((-128, 127) if x.signed else (0, 255)), 0, rounding) for x in (a, b)]
+  # The sum S·ε_m sits on the integer shift's rounding boundaries (S·2^-t output quanta); float32's S·ε_m / ε_y
+  # can land just below one. A constant nudge of a quarter step (half an intermediate step for t >= 1, a
+  # quarter output quantum otherwise) moves it off them without changing the integer rounding's result.
+  nudge = jax.lax.stop_gradient(0.25 * jnp.minimum(jnp.exp2(1 - t), 1.0) * out_scale)
+  return parts[0] + parts[1] + nudge
 
 
 def _calibrating(module: nn.Module) -> bool:
@@ -86,7 +118,7 @@ class ActQuant(nn.Module):
       return y, s
     if pol.act_method == "pact":
       rng = self.param("alpha", nn.initializers.constant(1.0), ())
-      quant = lambda b: (qz.pact(x, rng, b, g.signed, pol.rounding), qz.pact_scale(rng, b, g.signed))
+      quant = lambda b: (pact_full(x, rng, b, g.signed, pol.rounding), qz.pact_scale(rng, b, g.signed))
     else:
       rng = self.param("log2_t", nn.initializers.zeros, ())
       quant = lambda b: (qz.tqt(x, rng, b, g.signed, pol.rounding, pol.power_of_two),
@@ -99,6 +131,18 @@ class ActQuant(nn.Module):
     _record(self, "bits", b)
     _record(self, "scale", s)
     return y, s
+
+
+def pact_full(x: jax.Array, alpha: jax.Array, bits: int, signed: bool, rounding: str) -> jax.Array:
+  """PACT onto the kernels' full signed grid: `qz.pact` (symmetric, [-(2^(b-1)-1), 2^(b-1)-1]·ε) plus the level
+  -2^(b-1)·ε, which the integer kernels' clip reaches (PULP-NN clips signed values to [-2^(b-1), 2^(b-1)-1])."""
+  y = qz.pact(x, alpha, bits, signed, rounding)
+  if not signed:
+    return y
+  qmax = 2 ** (bits - 1) - 1
+  s = qz.pact_scale(alpha, bits, True)
+  below = x < -(qmax + (0.5 if rounding == "half_up" else 0.0)) * s  # rounds to -(qmax + 1) or lower
+  return jnp.where(below, -(qmax + 1) * s, y)
 
 
 def _fixed_or_gated(quant, bits: int, z: jax.Array | None, cfg) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -154,10 +198,14 @@ class QNode(nn.Module):
   def _conv(self, x: QTensor, z_w) -> jax.Array:
     n, s = self.node, self.node.spec
     has_bias = s.use_bias or bool(n.bn)
-    kernel = self.param("kernel", torch_kernel_init, (s.kernel, s.in_features // s.groups, s.features))
-    bias = self.param("bias", torch_bias_init(s.in_features // s.groups * s.kernel), (s.features,)) \
+    nd = x.value.ndim - 2  # 1: NWC signals, kernel (K, Cin/g, Cout); 2: NHWC images, kernel (K, K, Cin/g, Cout)
+    kernel = self.param("kernel", torch_kernel_init, (s.kernel,) * nd + (s.in_features // s.groups, s.features))
+    bias = self.param("bias", torch_bias_init(s.in_features // s.groups * s.kernel ** nd), (s.features,)) \
         if has_bias else None
     w, w_scale = self._weights(kernel, z_w)
+    if nd == 2:  # MobileNets: square kernel, symmetric int padding
+      y = conv2d(x.value, w, s.stride, s.padding, s.groups)
+      return y + self._bias(bias, x, w_scale)
     padding = s.padding if isinstance(s.padding, str) else [(s.padding, s.padding)]
     y = conv_impl("auto")(x.value, w, (s.stride,), padding, dimension_numbers=("NWC", "WIO", "NWC"),
                           feature_group_count=s.groups)
@@ -180,10 +228,11 @@ class QNode(nn.Module):
     x = inputs[0]
     if n.op in GRID_PRESERVING:
       if n.op == "maxpool":
-        return QTensor(zero_pad_maxpool(x.value, n.window), x.scale)
+        return x.replace(value=zero_pad_maxpool(x.value, n.window))
       if n.op == "pad_channels":
-        return QTensor(jnp.pad(x.value, ((0, 0), (0, 0), n.pad)), x.scale)
-      return QTensor(nn.Dropout(n.rate, deterministic=not train)(x.value), x.scale)
+        return x.replace(value=jnp.pad(x.value, ((0, 0), (0, 0), n.pad)))
+      return x.replace(value=nn.Dropout(n.rate, deterministic=not train)(x.value))
+    q = None if n.out is None else ActQuant(n.out, self.policy, name="q")
     if n.op == "input":
       y = x
     elif n.op == "conv":
@@ -196,9 +245,11 @@ class QNode(nn.Module):
       c = x.value.shape[-1]
       y = x.value * self.param("scale", nn.initializers.ones, (c,)) + self.param("shift", nn.initializers.zeros, (c,))
     elif n.op == "mean":
-      y = jnp.mean(x.value, axis=1)
+      y = jnp.mean(x.value, axis=tuple(range(1, x.value.ndim - 1)))  # over time, or H and W
     elif n.op == "add":
       y = x.value + inputs[1].value
+      if q is not None and not _calibrating(self):
+        y = pulp_add(x, inputs[1], q(y, z_out)[1], self.policy.rounding)
     elif n.op == "mul":
       y = x.value * inputs[1].value[:, None, :]
     elif n.op == "sigmoid":
@@ -221,5 +272,12 @@ class QNode(nn.Module):
       y = jax.nn.relu(y)
     if n.out is None:
       return y
-    value, scale = ActQuant(n.out, self.policy, name="q")(y, z_out)
-    return QTensor(value, scale)
+    value, scale = q(y, z_out)
+    return QTensor(value, scale, self._out_bits(z_out), n.out.signed)
+
+  def _out_bits(self, z: jax.Array | None) -> jax.Array:
+    """Bit width of this node's output grid (as `ActQuant` picks it)."""
+    g, pol = self.node.out, self.policy
+    if z is None or g.scale is not None:
+      return jnp.int32(g.bits or pol.act_bits)
+    return bb.bits_from_gates(z, pol.bayesian_bits)
