@@ -457,10 +457,10 @@ def dory_tilings(net: Network | Sequence[Layer], target: DoryTarget, acc_out: Se
   return out
 
 
-def kernel_name(n: DoryNode, isa: str, mixed: bool) -> str:
-  """The PULP-NN(-mixed) function DORY's GAP8/PULP layer template calls for `n` (signedness as jaxbp exports:
-  a signed network input, unsigned ReLU outputs, signed weights). `mixed`: the network has a sub-byte layer
-  (DORY then uses pulp-nn-mixed for every layer, "mixed-hw" xpulp_nn_* on XpulpNN ISAs)."""
+def kernel_name(n: DoryNode, isa: str, mixed: bool, signed_in: bool = False) -> str:
+  """The PULP-NN(-mixed) function DORY's GAP8/PULP layer template calls for `n` (unsigned ReLU outputs, signed
+  weights; `signed_in`: a signed input, e.g. jaxbp's network input). `mixed`: DORY uses pulp-nn-mixed for every
+  layer ("mixed-sw"; "mixed-hw", xpulp_nn_*, on XpulpNN ISAs): with a sub-byte layer, or a signed input."""
   if not mixed:
     if n.kind == "Convolution" and n.group > 1:
       return "pulp_nn_depthwise_generic_less_4_weights" if n.prod_ks < 4 else "pulp_nn_depthwise_generic"
@@ -470,7 +470,7 @@ def kernel_name(n: DoryNode, isa: str, mixed: bool) -> str:
       return "pulp_nn_linear_out_32" if n.out_bits == 32 else "pulp_nn_linear"
     return {"Pooling": "pulp_nn_avgpool", "Addition": "pulp_nn_add"}[n.kind]
   px = "xpulp_nn_" if isa != "xpulpv2" else "pulp_nn_"
-  x, y = f"u{n.in_bits}", ("i32" if n.out_bits == 32 else f"u{n.out_bits}")
+  x, y = f"{'i' if signed_in else 'u'}{n.in_bits}", ("i32" if n.out_bits == 32 else f"u{n.out_bits}")
   if n.kind == "Convolution":
     base = "depthwise" if n.group > 1 else "conv"
     return f"{px}{base}_{x}_{y}_i{n.w_bits}"

@@ -134,18 +134,20 @@ def layer_energy_mj(op: str, t: LayerTiming, p: Platform) -> float:
   return mw_cycles / (pw.ref_mhz * 1e6)  # mW x cycles / (cycles/s at ref) = mJ
 
 
-def dory_kernels(net: Network, p: Platform) -> dict[str, str]:
+def dory_kernels(net: Network, p: Platform, signed_input: bool = True) -> dict[str, str]:
   """{layer: the PULP-NN(-mixed) function DORY would call} ("" for layers without a DORY kernel). DORY picks
-  pulp-nn-mixed for the whole network as soon as one layer has a sub-byte tensor (its "mixed-sw"; "mixed-hw",
-  xpulp_nn_*, on the XpulpNN ISAs)."""
+  pulp-nn-mixed for the whole network when a layer has a sub-byte tensor or, as in jaxbp's DORY exports
+  (`signed_input`), the network input is signed (its "mixed-sw"; "mixed-hw", xpulp_nn_*, on XpulpNN ISAs)."""
   last = net.layers[-1]
 
   def node(l: Layer):
     return dory_node(l, l is last and l.op == "linear")
 
   nodes = {l.name: node(l) for l in net.layers}
-  mixed = any(min(n.in_bits, n.out_bits, n.w_bits if n.weighted else 8) < 8 for n in nodes.values() if n)
-  return {k: kernel_name(n, p.isa, mixed) if n else "" for k, n in nodes.items()}
+  mixed = signed_input or any(min(n.in_bits, n.out_bits, n.w_bits if n.weighted else 8) < 8
+                              for n in nodes.values() if n)
+  return {l.name: kernel_name(nodes[l.name], p.isa, mixed, signed_input and l.inputs[0] == "input")
+          if nodes[l.name] else "" for l in net.layers}
 
 
 def report_from_plan(plan: NetworkPlan, tiler: str = "jaxbp") -> Report:
