@@ -7,8 +7,10 @@ ejection and a windkessel run-off, scaled so that its foot is the DBP and its to
 beat. The finger PPG is a wider, later volume pulse built from the same beats (its diastolic peak
 is the reflected wave, delayed by height / PWV, with a size set by stiffness and by a vascular-tone
 nuisance), plus residual baseline wander, white noise and a random gain/offset (not normalized).
-The BP is therefore predictable from the z-scored PPG shape only through heart rate and
-stiffness, which correlate with but do not determine it.
+The BP is therefore predictable from the z-scored PPG shape through stiffness (which sets most of a
+subject's SBP: the PPG's rise time and its reflected wave's delay and size) and heart rate (tied to DBP),
+which correlate strongly with but do not determine it (version 2 made this link strong enough for the
+seed network to beat the naive baseline clearly on the default sweep's budget).
 
 SP/DP labels come from the generated ABP with the benchmark's own sig2sig rule
 (`jaxbp.metrics.sig2sig.sbp_dbp_from_abp`); a window where the rule finds no beat is redrawn.
@@ -30,7 +32,7 @@ import scipy.io
 from jaxbp.data.specs import FS, SPECS
 from jaxbp.metrics.sig2sig import sbp_dbp_from_abp
 
-GENERATOR_VERSION = 1  # Bump when the generated numbers change; invalidates cached datasets.
+GENERATOR_VERSION = 2  # Bump when the generated numbers change; invalidates cached datasets.
 _MAX_TRIES = 20  # Redraws of a window whose ABP yields no SP/DP before it is dropped.
 _PAD_S = 1.0  # Seconds simulated on each side of a window (filter and beat-phase margin).
 # The columns of a fold file, in the benchmark's format.
@@ -95,20 +97,21 @@ class _Subject:
 
 
 def _draw_subject(rng: np.random.Generator) -> _Subject:
-  """Draws a subject; BP correlates with age, HR with DBP, PWV with age and MAP."""
+  """Draws a subject; arterial stiffness (PWV, from age) sets most of the SBP, DBP sets the heart rate."""
   age = rng.uniform(20.0, 85.0)
-  age_z = (age - 52.5) / 18.8
   e = rng.standard_normal(6)
-  sbp = float(np.clip(125.0 + 18.0 * (0.5 * age_z + 0.866 * e[0]), 85.0, 200.0))
+  stiffness = float(np.clip(4.5 + 0.075 * (age - 20.0) + 0.8 * e[3], 3.5, 16.0))  # PWV at MAP 93 mmHg
+  stiff_z = (stiffness - 6.94) / 1.62
+  sbp = float(np.clip(125.0 + 18.0 * (0.9 * stiff_z + 0.436 * e[0]), 85.0, 200.0))
   sbp_z = (sbp - 125.0) / 18.0
   dbp = 72.0 + 10.0 * (0.55 * sbp_z + 0.835 * e[1])
   dbp = float(np.clip(dbp, 40.0, min(120.0, sbp - 22.0)))
-  hr = float(np.clip(72.0 + 10.0 * (0.35 * (dbp - 72.0) / 10.0 + 0.94 * e[2]), 55.0, 110.0))
+  hr = float(np.clip(72.0 + 10.0 * (0.7 * (dbp - 72.0) / 10.0 + 0.71 * e[2]), 58.0, 110.0))
   mean_ap = (sbp + 2.0 * dbp) / 3.0
-  pwv = float(np.clip(4.5 + 0.075 * (age - 20.0) + 0.1 * (mean_ap - 93.0) + 0.5 * e[3], 3.5, 16.0))
+  pwv = float(np.clip(stiffness + 0.1 * (mean_ap - 93.0), 3.5, 16.0))
   return _Subject(
       age=age, sbp=sbp, dbp=dbp, hr=hr, pwv=pwv,
-      height=float(np.clip(1.68 + 0.09 * e[4], 1.45, 1.95)),
+      height=float(np.clip(1.68 + 0.05 * e[4], 1.45, 1.95)),
       tone=float(e[5]),
       ppg_gain=float(np.exp(rng.normal(np.log(150.0), 0.4))),
       ppg_offset=float(rng.uniform(1800.0, 2200.0)),
@@ -173,10 +176,10 @@ def _window(
       delay=0.55 * subj.height / pwv, tp_r=0.3 * lvet, dicrotic=0.15, t_dic=lvet + 0.05,
       w_dic=0.03, runoff=0.5, rise=0.05, tau=0.5,
   )
-  tp_ppg = (0.12 + 0.004 * (pwv - 5.0)) * (1.0 + 0.08 * subj.tone)
+  tp_ppg = (0.12 + 0.01 * (pwv - 5.0)) * (1.0 + 0.03 * subj.tone)
   ppg_p = dict(
       tp=tp_ppg, k=2.5,
-      refl=float(np.clip(0.45 + 0.04 * (pwv - 5.0) - 0.1 * subj.tone + 0.05 * u[4], 0.05, 0.95)),
+      refl=float(np.clip(0.4 + 0.07 * (pwv - 5.0) - 0.03 * subj.tone + 0.03 * u[4], 0.05, 0.95)),
       delay=subj.height / (1.1 * pwv + 1.5), tp_r=0.9 * tp_ppg, dicrotic=0.0, t_dic=lvet,
       w_dic=0.05, runoff=0.3, rise=0.08, tau=0.35,
   )

@@ -61,8 +61,13 @@ def bp_report(
 
   Returns:
     {"sbp": {"mae", "me", "sd", "mae_naive", "mase"}, "dbp": {...}} of plain floats (JSON-ready);
-    mase = 100 * mae / mae_naive (percent; below 100 beats the naive baseline).
+    mase = 100 * mae / mae_naive (percent; below 100 beats the naive baseline). With no window at all
+    (e.g. a sig2sig model whose every predicted window has no beat, all excluded by the caller, who
+    reports how many) every statistic is nan instead of an error.
   """
+  if np.asarray(true_sbp).size == 0 and np.asarray(pred_sbp).size == 0:
+    nan = float("nan")
+    return {t: {"mae": nan, "me": nan, "sd": nan, "mae_naive": nan, "mase": nan} for t in ("sbp", "dbp")}
   return {
       "sbp": _one_report(pred_sbp, true_sbp, naive_sbp),
       "dbp": _one_report(pred_dbp, true_dbp, naive_dbp),
