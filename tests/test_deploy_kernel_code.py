@@ -19,6 +19,7 @@ def test_table_is_what_the_sources_say():
   if not ROOT.is_dir():
     pytest.skip(f"pulp-nn-mixed sources not found at {ROOT}")
   assert kernel_code.derive(ROOT) == kernel_code.CONV_INNER
+  assert kernel_code.derive_linear(ROOT) == kernel_code.LINEAR_INNER
 
 
 def test_known_loops():
@@ -29,6 +30,12 @@ def test_known_loops():
   assert c[("xpulpnn-v1", 4, 4)].instr == c[("xpulpnn-v1", 4, 4)].mac_load == 9  # 8 MAC&LOAD + 1 init, 64 MACs.
   assert c[("xpulpnn-v2", 8, 2)].unpack_instr == 0 < c[("xpulpnn-v1", 8, 2)].unpack_instr
   assert c[("xpulpnn-v2", 4, 8)].act_bits == 8  # narrower activations: unpacked in im2col even on v2.
+
+
+def test_linear_loops():
+  c = kernel_code.LINEAR_INNER
+  assert (c[("xpulpv2", 8, 8)].instr, c[("xpulpv2", 8, 8)].macs) == (5, 8)  # 3 loads + 2 sdotp, 2 neurons per pass.
+  assert (c[("xpulpnn-v1", 2, 2)].instr, c[("xpulpnn-v1", 2, 2)].macs) == (3, 16)  # MAC&LOAD + init + nop.
 
 
 def test_model_uses_the_loops():

@@ -15,7 +15,8 @@ the cores have hardware loops and post-increment loads):
 - pointer increments, loop control: 0 (post-increment addressing, hardware loops).
 
 `derive(root)` reads the sources (`shared/dory/dory/Hardware_targets/PULP/Backend_Kernels/pulp-nn-mixed`);
-`CONV_INNER` is its result for the 9 (b_in, b_w) pairs on the 3 ISAs, kept here so the simulator needs no
+`CONV_INNER` is its result for the 9 (b_in, b_w) pairs on the 3 ISAs (`LINEAR_INNER`, from `derive_linear`, the
+same for the quantized linear kernels), kept here so the simulator needs no
 sources at run time (a test re-derives it when the sources are present). Requantization, the 1x2 leftover path
 and the scalar tail are not part of this table (the cycle model keeps the doc's figures for them).
 """
@@ -107,10 +108,10 @@ def _im2col_cost(utils: str, name: str) -> tuple[float, int]:
   return instr / 2 ** shift, 2 ** shift
 
 
-def _loop_counts(matmul_src: str, utils: str) -> tuple[int, int, int, int]:
-  """(instructions, MACs, unpack instructions, MAC&LOAD-family instructions) of the first reduction loop of a
-  matmul source."""
-  m = re.search(r"for\s*\(\s*int\s+j\s*=\s*0\s*;\s*j\s*<\s*\(\s*num_col_im2col", matmul_src)
+def _loop_counts(matmul_src: str, utils: str, bound: str = "num_col_im2col") -> tuple[int, int, int, int]:
+  """(instructions, MACs, unpack instructions, MAC&LOAD-family instructions) of the first reduction loop (over
+  `bound`) of a matmul or linear source."""
+  m = re.search(rf"for\s*\(\s*int\s+j\s*=\s*0\s*;\s*j\s*<\s*\(\s*{bound}", matmul_src)
   body = _body(matmul_src, m.start())
   macs = instr = 0
   for lanes in re.findall(r"\bSumDotps?(4|8|16)\s*\(", body) + re.findall(r"\bMacLoads?(4|8|16)\s*\(", body):
@@ -121,6 +122,7 @@ def _loop_counts(matmul_src: str, utils: str) -> tuple[int, int, int, int]:
   instr += len(re.findall(r"\bMacLoadInit\s*\(", body)) + len(re.findall(r"\bMacLoadAssign\s*\(", body))
   instr += len(re.findall(r"=\s*\*\(\(v4[us]\s*\*\)", body))
   instr += len(re.findall(r"\bbitextu?\s*\(", body))
+  instr += len(re.findall(r"asm\s+volatile\s*\(\s*\"nop;?\"", body))  # padding the hardware loop.
   reload = "SumDotp" in body
   unpack = 0
   for name in re.findall(r"\b(pulp_nn_[iu]\d_to_[iu]\d)\s*\(", body):
@@ -154,6 +156,26 @@ def derive(root: str | Path) -> dict[tuple[str, int, int], InnerLoop]:
   return out
 
 
+LINEAR_DIRS = {"xpulpv2": ("XpulpV2", "pulp_nn_linear"), "xpulpnn-v1": ("XpulpNN", "xpulp_nn_linear"),
+               "xpulpnn-v2": ("XpulpNN", "xpulp_nn_linear")}  # XpulpNN-mixed ships no linear kernels.
+
+
+def derive_linear(root: str | Path) -> dict[tuple[str, int, int], InnerLoop]:
+  """{(isa, b_in, b_w): InnerLoop} of the quantized linear kernels (`LinearQuant`, 8-bit unsigned output): the
+  loop over the input vector (XpulpV2: 2 output neurons per pass; XpulpNN: 1). XpulpNN-mixed has no linear
+  kernels in pulp-nn-mixed: its entries are XpulpNN's."""
+  root = Path(root)
+  out = {}
+  for isa, (d, prefix) in LINEAR_DIRS.items():
+    base = root / d / "32bit"
+    utils = (base / "include" / "pulp_nn_utils.h").read_text()
+    for a, w in PAIRS:
+      f = base / "src" / "LinearQuant" / f"{prefix}_u{a}_u8_i{w}.c"
+      instr, macs, unpack, mac_load = _loop_counts(f.read_text(), utils, "dim_vec")
+      out[(isa, a, w)] = InnerLoop(str(f.relative_to(root)), "", "", a, 0.0, 1, instr, macs, unpack, mac_load)
+  return out
+
+
 def default_root() -> Path:
   """`shared/dory/.../pulp-nn-mixed` next to the repository (where CI puts shared/)."""
   return (Path(__file__).resolve().parents[3] / "shared" / "dory" / "dory" / "Hardware_targets" / "PULP"
@@ -172,14 +194,14 @@ def table(loops: dict[tuple[str, int, int], InnerLoop], pairs=PAIRS) -> str:
   return "\n".join(lines)
 
 
-def literal(loops: dict[tuple[str, int, int], InnerLoop]) -> str:
-  """`loops` as the Python literal of `CONV_INNER` (to refresh it after a kernel update)."""
+def literal(loops: dict[tuple[str, int, int], InnerLoop], name: str = "CONV_INNER") -> str:
+  """`loops` as the Python literal of `CONV_INNER` / `LINEAR_INNER` (to refresh it after a kernel update)."""
   rows = []
   for k, v in loops.items():
     t = dataclasses.astuple(v)
     rows.append(f"    {k!r}: InnerLoop(\n        {t[0]!r},\n        "
                 + ", ".join(repr(x) for x in t[1:]) + "),")
-  return "CONV_INNER = {\n" + "\n".join(rows) + "\n}"
+  return f"{name} = {{\n" + "\n".join(rows) + "\n}"
 
 
 # Derived by derive(default_root()) from pulp-nn-mixed (commit 46d966d, shared/dory/PROVENANCE.md); regenerate:
@@ -266,4 +288,91 @@ CONV_INNER = {
     ('xpulpnn-v2', 2, 2): InnerLoop(
         'XpulpNN-mixed/32bit/src/Convolution/xpulp_nn_mix_conv_u2_u8_i2.c',
         'xpulp_nn_mix_matmul_u2_u8_i2', 'xpulp_nn_im2col_i2_to_i2', 2, 0.125, 16, 9, 128, 0, 9),
+}
+
+# Derived by derive_linear(default_root()), same sources; regenerate:
+#   python -c 'from jaxbp.deploy import kernel_code as k
+#              print(k.literal(k.derive_linear(k.default_root()), "LINEAR_INNER"))'
+LINEAR_INNER = {
+    ('xpulpv2', 8, 8): InnerLoop(
+        'XpulpV2/32bit/src/LinearQuant/pulp_nn_linear_u8_u8_i8.c',
+        '', '', 8, 0.0, 1, 5, 8, 0, 0),
+    ('xpulpv2', 8, 4): InnerLoop(
+        'XpulpV2/32bit/src/LinearQuant/pulp_nn_linear_u8_u8_i4.c',
+        '', '', 8, 0.0, 1, 40, 16, 34, 0),
+    ('xpulpv2', 8, 2): InnerLoop(
+        'XpulpV2/32bit/src/LinearQuant/pulp_nn_linear_u8_u8_i2.c',
+        '', '', 8, 0.0, 1, 78, 32, 66, 0),
+    ('xpulpv2', 4, 8): InnerLoop(
+        'XpulpV2/32bit/src/LinearQuant/pulp_nn_linear_u4_u8_i8.c',
+        '', '', 4, 0.0, 1, 25, 16, 17, 0),
+    ('xpulpv2', 4, 4): InnerLoop(
+        'XpulpV2/32bit/src/LinearQuant/pulp_nn_linear_u4_u8_i4.c',
+        '', '', 4, 0.0, 1, 55, 16, 51, 0),
+    ('xpulpv2', 4, 2): InnerLoop(
+        'XpulpV2/32bit/src/LinearQuant/pulp_nn_linear_u4_u8_i2.c',
+        '', '', 4, 0.0, 1, 108, 32, 100, 0),
+    ('xpulpv2', 2, 8): InnerLoop(
+        'XpulpV2/32bit/src/LinearQuant/pulp_nn_linear_u2_u8_i8.c',
+        '', '', 2, 0.0, 1, 49, 32, 33, 0),
+    ('xpulpv2', 2, 4): InnerLoop(
+        'XpulpV2/32bit/src/LinearQuant/pulp_nn_linear_u2_u8_i4.c',
+        '', '', 2, 0.0, 1, 109, 32, 101, 0),
+    ('xpulpv2', 2, 2): InnerLoop(
+        'XpulpV2/32bit/src/LinearQuant/pulp_nn_linear_u2_u8_i2.c',
+        '', '', 2, 0.0, 1, 107, 32, 99, 0),
+    ('xpulpnn-v1', 8, 8): InnerLoop(
+        'XpulpNN/32bit/src/LinearQuant/xpulp_nn_linear_u8_u8_i8.c',
+        '', '', 8, 0.0, 1, 3, 4, 0, 2),
+    ('xpulpnn-v1', 8, 4): InnerLoop(
+        'XpulpNN/32bit/src/LinearQuant/xpulp_nn_linear_u8_u8_i4.c',
+        '', '', 8, 0.0, 1, 20, 8, 15, 5),
+    ('xpulpnn-v1', 8, 2): InnerLoop(
+        'XpulpNN/32bit/src/LinearQuant/xpulp_nn_linear_u8_u8_i2.c',
+        '', '', 8, 0.0, 1, 38, 16, 29, 9),
+    ('xpulpnn-v1', 4, 8): InnerLoop(
+        'XpulpNN/32bit/src/LinearQuant/xpulp_nn_linear_u4_u8_i8.c',
+        '', '', 4, 0.0, 1, 20, 8, 15, 5),
+    ('xpulpnn-v1', 4, 4): InnerLoop(
+        'XpulpNN/32bit/src/LinearQuant/xpulp_nn_linear_u4_u8_i4.c',
+        '', '', 4, 0.0, 1, 3, 8, 0, 2),
+    ('xpulpnn-v1', 4, 2): InnerLoop(
+        'XpulpNN/32bit/src/LinearQuant/xpulp_nn_linear_u4_u8_i2.c',
+        '', '', 4, 0.0, 1, 36, 16, 31, 5),
+    ('xpulpnn-v1', 2, 8): InnerLoop(
+        'XpulpNN/32bit/src/LinearQuant/xpulp_nn_linear_u2_u8_i8.c',
+        '', '', 2, 0.0, 1, 38, 16, 29, 9),
+    ('xpulpnn-v1', 2, 4): InnerLoop(
+        'XpulpNN/32bit/src/LinearQuant/xpulp_nn_linear_u2_u8_i4.c',
+        '', '', 2, 0.0, 1, 36, 16, 31, 5),
+    ('xpulpnn-v1', 2, 2): InnerLoop(
+        'XpulpNN/32bit/src/LinearQuant/xpulp_nn_linear_u2_u8_i2.c',
+        '', '', 2, 0.0, 1, 3, 16, 0, 2),
+    ('xpulpnn-v2', 8, 8): InnerLoop(
+        'XpulpNN/32bit/src/LinearQuant/xpulp_nn_linear_u8_u8_i8.c',
+        '', '', 8, 0.0, 1, 3, 4, 0, 2),
+    ('xpulpnn-v2', 8, 4): InnerLoop(
+        'XpulpNN/32bit/src/LinearQuant/xpulp_nn_linear_u8_u8_i4.c',
+        '', '', 8, 0.0, 1, 20, 8, 15, 5),
+    ('xpulpnn-v2', 8, 2): InnerLoop(
+        'XpulpNN/32bit/src/LinearQuant/xpulp_nn_linear_u8_u8_i2.c',
+        '', '', 8, 0.0, 1, 38, 16, 29, 9),
+    ('xpulpnn-v2', 4, 8): InnerLoop(
+        'XpulpNN/32bit/src/LinearQuant/xpulp_nn_linear_u4_u8_i8.c',
+        '', '', 4, 0.0, 1, 20, 8, 15, 5),
+    ('xpulpnn-v2', 4, 4): InnerLoop(
+        'XpulpNN/32bit/src/LinearQuant/xpulp_nn_linear_u4_u8_i4.c',
+        '', '', 4, 0.0, 1, 3, 8, 0, 2),
+    ('xpulpnn-v2', 4, 2): InnerLoop(
+        'XpulpNN/32bit/src/LinearQuant/xpulp_nn_linear_u4_u8_i2.c',
+        '', '', 4, 0.0, 1, 36, 16, 31, 5),
+    ('xpulpnn-v2', 2, 8): InnerLoop(
+        'XpulpNN/32bit/src/LinearQuant/xpulp_nn_linear_u2_u8_i8.c',
+        '', '', 2, 0.0, 1, 38, 16, 29, 9),
+    ('xpulpnn-v2', 2, 4): InnerLoop(
+        'XpulpNN/32bit/src/LinearQuant/xpulp_nn_linear_u2_u8_i4.c',
+        '', '', 2, 0.0, 1, 36, 16, 31, 5),
+    ('xpulpnn-v2', 2, 2): InnerLoop(
+        'XpulpNN/32bit/src/LinearQuant/xpulp_nn_linear_u2_u8_i2.c',
+        '', '', 2, 0.0, 1, 3, 16, 0, 2),
 }

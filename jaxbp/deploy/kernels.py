@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from jaxbp.deploy.kernel_code import CONV_INNER, InnerLoop
+from jaxbp.deploy.kernel_code import CONV_INNER, LINEAR_INNER, InnerLoop
 from jaxbp.deploy.layers import Layer, Shape
 from jaxbp.deploy.platforms import Platform
 
@@ -160,20 +160,29 @@ def depthwise_cycles(p: Platform, layer: Layer, out: Shape, inp: Shape) -> Kerne
   return KernelCycles(compute + unpack, 0.0, unpack)
 
 
+def linear_loop(p: Platform, b_in: int, b_w: int) -> InnerLoop | None:
+  """The PULP-NN-mixed linear inner loop of (b_in, b_w) on `p`'s ISA (None: no SIMD); 8/8 as for convs."""
+  if not p.lanes(8):
+    return None
+  eight = (b_in, b_w) == (8, 8) and not p.kernel.mixed_library_8bit
+  return LINEAR_INNER[("xpulpv2" if eight else p.isa, b_in, b_w)]
+
+
 def linear_cycles(p: Platform, layer: Layer, out: Shape) -> KernelCycles:
-  """Fully connected: output neurons split over cores; the input vector is read by every core."""
+  """Fully connected: output neurons split over cores; the input vector is read by every core. The inner loop is
+  the kernel code's (`kernel_code.LINEAR_INNER`: XpulpV2 computes 2 neurons per pass, XpulpNN 1); the reduction
+  tail runs scalar MACs."""
   c, cin, k = out[2], layer.in_shape[2], p.kernel
-  fmt = operand_format(p, layer.bits_in, layer.bits_w)
   per_core = math.ceil(c / p.n_cores)
-  if fmt.width == 0:
+  loop = linear_loop(p, layer.bits_in, layer.bits_w)
+  if loop is None:
     return KernelCycles(per_core * (cin * k.scalar_cycles_per_mac + k.row_store_cycles))
-  e = fmt.lanes
-  w_unpack = k.unpack_cycles_per_word if fmt.unpack_w else 0.0
-  word = k.sdotp_cycles + (e * fmt.act_bits / 32 + e * layer.bits_w / 32) * k.load_cycles + k.linear_loop_cycles
-  words = math.ceil(cin / e)
-  act_unpack = cin * _unpack_per_elem(p, fmt.width) if fmt.unpack_act else 0.0
-  total = per_core * (words * (word + w_unpack) + k.row_store_cycles) + act_unpack
-  return KernelCycles(total, 0.0, act_unpack + per_core * words * w_unpack)
+  e = loop.macs // (2 if loop.conv_file.startswith("XpulpV2") else 1)  # elements per iteration and neuron.
+  whole, tail = divmod(cin, e)
+  per_mac = iteration_cycles(p, loop) / loop.macs
+  total = per_core * (whole * e * per_mac + tail * k.scalar_cycles_per_mac + k.row_store_cycles)
+  unpack = per_core * whole * e * loop.unpack_instr / loop.macs
+  return KernelCycles(total, 0.0, unpack)
 
 
 def _input_unpack(p: Platform, elems_per_core: float, bits: int) -> float:

@@ -51,7 +51,6 @@ class KernelParams:
   scalar_cycles_per_mac: float = 3.0  # no SIMD: 2 byte loads + 1 MAC per MAC -- estimate (instruction count).
   pointwise_factor: float = 1.3  # doc: the analytic model "underestimates pointwise layers by ~30%".
   dw_core_cycles_per_mac: float = 8.0  # doc: depthwise ~1 MAC/cycle for the whole 8-core cluster.
-  linear_loop_cycles: float = 1.0  # per word of a linear layer besides 1 sdotp + 2 loads; doc: ceil(Cin/2)*ceil(Cout/4).
   add_cycles_per_elem: float = 2.0  # residual add with requant of both inputs, per output -- estimate.
   pool_cycles_per_elem: float = 1.0  # per output and window element (load + max/add) -- estimate.
   # Per output element of the other element-wise kernels -- estimates (instruction counts):
