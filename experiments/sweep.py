@@ -60,6 +60,8 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--chunk-size", type=int, default=None, help="candidates per vmapped call (memory bound)")
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--no-seed-network", action="store_true", help="do not train the seed network as reference")
+  p.add_argument("--dory-deployable", action="store_true", help="search the DORY-deployable variant of the seed "
+                 "(ResNet1dConfig.deployable(): no squeeze-excitation), so every candidate deploys with DORY")
   p.add_argument("--loader", default="mat", choices=LOADERS)
   p.add_argument("--out", default=None, help="output dir (default runs/sweep/<model>_<dataset>)")
   p.add_argument("--no-progress", action="store_true")
@@ -72,6 +74,10 @@ def main(argv=None) -> dict:
   spec, folds = load_folds(args.dataset, args.data_dir, loader=args.loader)
   small = spec.name == "synthetic"
   seed_config = models.seed_config(args.model, spec.name)
+  if args.dory_deployable:
+    if not hasattr(seed_config, "deployable"):
+      raise SystemExit(f"--dory-deployable: {args.model} has no DORY-deployable variant (ResNet1d has)")
+    seed_config = seed_config.deployable()
   n_lam = args.n_lambdas or (4 if small else 18)
   lambdas = tuple(args.lambdas) if args.lambdas else tuple(
       float(x) for x in np.logspace(np.log10(args.lambda_min), np.log10(args.lambda_max), n_lam))
