@@ -18,7 +18,7 @@ from jaxbp.deploy.dory_tiler import DoryTilingError, dory_node, dory_tilings
 from jaxbp.deploy.layers import Layer, Network, with_layer_bits, with_uniform_bits
 from jaxbp.deploy.platforms import GAP8, XPULPV2
 from jaxbp.deploy.simulator import simulate
-from jaxbp.deploy.tiler import plan_network
+from jaxbp.deploy.tiler import check_tiles, plan_network
 
 DORY = Path(__file__).resolve().parents[2] / "shared" / "dory"
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,6 +152,8 @@ def test_buffering_is_a_platform_fact_in_the_cycle_model():
   for lp in plan.layers:  # blocking DMA: tile loop = compute + DMA + kernel calls.
     t = lp.l1.timing
     assert t.total == pytest.approx(t.compute + t.dma + t.calls)
+    check_tiles(lp.layer, lp.l1)  # DORY's tiles cover every output once.
+    assert lp.l1.policy == "dory" and lp.l1.loop_order == "channels_outer" and lp.l1.fits
   assert XPULPV2.dory.double_buffering == 2 and plan_network(net, XPULPV2, "dory").platform.double_buffer
   jx = plan_network(net, GAP8)  # jaxbp's policy (the tiled C path) is unchanged: double-buffered.
   assert jx.platform.double_buffer and any(lp.l1.double_buffered for lp in jx.layers)
