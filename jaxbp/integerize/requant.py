@@ -120,8 +120,9 @@ ADD_T_TOL = 1e-5
 
 def add_mid_scale(scales: Sequence[float], ranges: Sequence[tuple[int, int]], signed: Sequence[bool],
                   out_scale: float, *, max_shift: int = 30) -> float:
-  """ε_m = ε_y·2^-t of the add's intermediates: the finest power-of-two fraction (or multiple) of the output
-  quantum on which every input's real range fits its 8-bit clip grid ([0, 255] unsigned, [-128, 127] signed)."""
+  """ε_m of the add's intermediates: the finest ε_y·2^-t (t >= 0) on which every input's real range fits its 8-bit
+  clip grid ([0, 255] unsigned, [-128, 127] signed); where even ε_y is too fine for that (an output finer than an
+  input), the finest such quantum itself (`need`), with a general output multiplier."""
   need = 0.0
   for s, (lo, hi), sg in zip(scales, ranges, signed):
     clo, chi = (-128, 127) if sg else (0, 255)
@@ -130,7 +131,7 @@ def add_mid_scale(scales: Sequence[float], ranges: Sequence[tuple[int, int]], si
     return out_scale * 2.0 ** -max_shift
   # The tolerance (the twin's, `jaxbp.quant.qlayers.ADD_T_TOL`) keeps float32 twin and this on the same t.
   t = int(np.floor(np.log2(out_scale / need) + ADD_T_TOL))
-  return out_scale * 2.0 ** -min(t, max_shift)
+  return out_scale * 2.0 ** -min(t, max_shift) if t >= 0 else need
 
 
 def solve_add(name: str, scales: Sequence[float], ranges: Sequence[tuple[int, int]], signed: Sequence[bool],
@@ -147,12 +148,19 @@ def solve_add(name: str, scales: Sequence[float], ranges: Sequence[tuple[int, in
       k, lam, d = k >> d, 0, 0
     fields.update({f"in{i}_mul": k, f"in{i}_add": lam, f"in{i}_shift": d})
     rel = max(rel, rq.rel_error)
-  t = int(round(np.log2(out_scale / mid)))
-  if t >= 0:
+  t = np.log2(out_scale / mid)
+  if t >= 0 and t == round(t):  # a power of two: exact
+    t = int(round(t))
     fields.update(out_mul=1, out_add=(1 << (t - 1)) if t and rounding else 0, out_shift=t)
-  elif (1 << -t) * (255 + 255) > INT32_MAX:
-    raise RequantError(f"layer {name!r}: the add's output quantum {out_scale:.4g} is 2^{t} of its intermediate "
-                       f"quantum {mid:.4g}; the output multiplier 2^{-t} overflows int32")
   else:
-    fields.update(out_mul=1 << -t, out_add=0, out_shift=0)
+    sums = tuple(int(sum(r[j] for r in (_clip8(lo, hi, s) for (lo, hi), s in zip(ranges, signed)))) for j in (0, 1))
+    rq = solve(f"{name} (output)", [mid / out_scale], [(np.array([sums[0]]), np.array([sums[1]]))],
+               rounding=rounding)
+    fields.update(out_mul=int(rq.k[0]), out_add=int(rq.lam[0]), out_shift=rq.d)
+    rel = max(rel, rq.rel_error)
   return AddRequant(fields, mid, rel)
+
+
+def _clip8(lo: int, hi: int, signed: bool) -> tuple[int, int]:
+  """The add's intermediate range of an input: its 8-bit clip grid (the requantized range lies within it)."""
+  return (-128, 127) if signed else (0, 255)

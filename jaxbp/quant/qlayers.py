@@ -68,16 +68,16 @@ def add_clip_ratio(bits, signed: bool):
 
 def pulp_add(a: QTensor, b: QTensor, out_scale: jax.Array, rounding: str) -> jax.Array:
   """The residual add as PULP-NN computes it (see `jaxbp.integerize.ops`), in real units before the output
-  quantizer: each input onto the intermediate quantum ε_m = ε_y·2^-t (the finest on which neither input clips),
-  clipped to its 8-bit grid, then summed."""
+  quantizer: each input onto the intermediate quantum ε_m = ε_y·2^-t (the finest on which neither input clips;
+  `jaxbp.integerize.requant.add_mid_scale`), clipped to its 8-bit grid, then summed."""
   need = jnp.maximum(a.scale * add_clip_ratio(a.bits, a.signed), b.scale * add_clip_ratio(b.bits, b.signed))
   t = jax.lax.stop_gradient(jnp.minimum(jnp.floor(jnp.log2(out_scale / need) + ADD_T_TOL), ADD_MAX_T))
-  mid = out_scale * jnp.exp2(-t)
+  mid = jnp.where(t >= 0, out_scale * jnp.exp2(-t), need)  # an output finer than an input: ε_m = need
   parts = [qz.fake_quant(x.value, mid, *((-128, 127) if x.signed else (0, 255)), 0, rounding) for x in (a, b)]
   # The sum S·ε_m sits on the integer shift's rounding boundaries (S·2^-t output quanta); float32's S·ε_m / ε_y
   # can land just below one. A constant nudge of a quarter step (half an intermediate step for t >= 1, a
   # quarter output quantum otherwise) moves it off them without changing the integer rounding's result.
-  nudge = jax.lax.stop_gradient(0.25 * jnp.minimum(jnp.exp2(1 - t), 1.0) * out_scale)
+  nudge = jax.lax.stop_gradient(jnp.where(t >= 0, 0.25 * jnp.minimum(jnp.exp2(1 - t), 1.0), 0.0) * out_scale)
   return parts[0] + parts[1] + nudge
 
 
