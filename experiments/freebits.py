@@ -3,6 +3,7 @@
   python experiments/freebits.py                                            # synthetic data, tiny budgets
   python experiments/freebits.py --model resnet1d --dataset ppgbp --data-dir ../shared/data \
       --platform gap8 xpulpnn-v2 --search-cost bops latency
+  python experiments/freebits.py --model mobilenet_v1 --dataset digits --width-mult 0.25 --resolution 32
 
 int8 start (float -> PTQ -> QAT with TQT thresholds; or --init-from an int8 .msgpack of a TQT twin) ->
 Bayesian-Bits λ sweep, original and locked, all λ at once on the engine (cost: E[BOPs], and/or the expected
@@ -36,7 +37,10 @@ IMAGE_MODELS = ("mobilenet_v1", "mobilenet_v2")
 def parse_args(argv=None) -> argparse.Namespace:
   p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--model", default="resnet1d", choices=BP_MODELS + IMAGE_MODELS)
-  p.add_argument("--dataset", default=None, help="ppgbp | bcg | sensors | uci | mimic_sample (default: synthetic)")
+  p.add_argument("--dataset", default=None,
+                 help="ppgbp | bcg | sensors | uci | mimic_sample (default: synthetic); MobileNets: digits")
+  p.add_argument("--width-mult", type=float, default=0.25, help="MobileNet width multiplier")
+  p.add_argument("--resolution", type=int, default=32, help="MobileNet input resolution (digits are resized)")
   p.add_argument("--data-dir", default=None, help="folder holding <dataset>_dataset/")
   p.add_argument("--platform", nargs="+", default=["gap8", "xpulpnn-v2"], choices=sorted(PLATFORMS))
   p.add_argument("--rotation", type=int, default=0)
@@ -61,11 +65,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> dict:
   args = parse_args(argv)
-  if args.model in IMAGE_MODELS:
-    print(f"error: --model {args.model}: the flow runs on the 1-D BP networks only so far (no trainable "
-          f"MobileNet twin in this tree); latency studies: tools/deploy.py free-bits", file=sys.stderr)
+  image = args.model in IMAGE_MODELS
+  if image and args.dataset not in (None, "digits"):
+    print(f"error: --model {args.model}: the flow's image dataset is 'digits' (scikit-learn's, resized)",
+          file=sys.stderr)
     raise SystemExit(2)
-  small = args.dataset is None
+  small = args.dataset is None or image
   fc = flow.FlowConfig(
       lambdas=tuple(args.lambdas or ((0.01, 0.1) if small else flow.FlowConfig.lambdas)),
       variants=tuple(args.variants), search_costs=tuple(args.search_cost), platforms=tuple(args.platform),
@@ -74,7 +79,11 @@ def main(argv=None) -> dict:
       finetune_epochs=args.finetune_epochs or (1 if small else 4), gate_lr=args.gate_lr,
       margins=tuple(args.margins), export=not args.no_export, seed=args.seed, strategy=args.strategy)
   try:
-    task = flow.bp_task(args.dataset, args.data_dir, args.model, args.rotation, args.batch_size)
+    if image:
+      task = flow.image_task(args.model.split("_")[1], args.width_mult, args.resolution, args.batch_size or 64,
+                             args.seed)
+    else:
+      task = flow.bp_task(args.dataset, args.data_dir, args.model, args.rotation, args.batch_size)
     out = Path(args.out or f"runs/freebits/{task.name}")
     return flow.run(out, task, fc, init_from=Path(args.init_from) if args.init_from else None,
                     log=lambda s: print(s, flush=True))

@@ -18,10 +18,11 @@ from collections.abc import Iterable
 from jaxbp.cost import bits as cost_bits
 from jaxbp.cost.algebra import Cost
 from jaxbp.deploy.latency_table import ALL_PAIRS, LatencyDict, profile, slot_latency_cost
-from jaxbp.deploy.layers import with_uniform_bits
+from jaxbp.deploy.layers import Network, with_uniform_bits
 from jaxbp.deploy.platforms import Platform, get_platform
-from jaxbp.deploy.zoo import from_config
+from jaxbp.deploy.zoo import from_config, mobilenet
 from jaxbp.models.configs import ModelConfig
+from jaxbp.models.mobilenet import MobileNetConfig
 from jaxbp.nas.supernet import supernet_shapes
 
 BitPair = tuple[int, int]
@@ -31,10 +32,17 @@ def _platform(platform: Platform | str) -> Platform:
   return get_platform(platform) if isinstance(platform, str) else platform
 
 
+def deploy_graph(config: ModelConfig, window: int | tuple[int, ...]) -> Network:
+  """The deployment graph of a ResNet1d/UNet1d config at `window`, or of a MobileNet config (its resolution)."""
+  if isinstance(config, MobileNetConfig):
+    return mobilenet(config)
+  return from_config(config, window)
+
+
 def model_latency_dict(config: ModelConfig, window: int, platform: Platform | str,
                        pairs: Iterable[BitPair] = ALL_PAIRS) -> LatencyDict:
   """The LD of a (seed or exported) config's deployment graph on `platform` for the allowed `pairs`."""
-  return profile(from_config(config, window), _platform(platform), tuple(pairs))
+  return profile(deploy_graph(config, window), _platform(platform), tuple(pairs))
 
 
 def bit_latency_table(ld: LatencyDict, weighted: Iterable[str], unit: str = "ms"
@@ -51,7 +59,7 @@ def bb_latency_cost(config: ModelConfig, window: int, platform: Platform | str, 
                     pairs: Iterable[BitPair] = ALL_PAIRS, ld: LatencyDict | None = None) -> Cost:
   """Expected latency of a Bayesian-Bits twin of `config` on `platform` (arch: {layer: P(b_in, b_w)})."""
   ld = ld if ld is not None else model_latency_dict(config, window, platform, pairs)
-  net = from_config(config, window)
+  net = deploy_graph(config, window)
   table, fixed = bit_latency_table(ld, (l.name for l in net.layers if l.weighted), unit)
   return cost_bits.latency(table, fixed)
 
@@ -66,5 +74,5 @@ def supernet_latency_cost(config: ModelConfig, window: int, platform: Platform |
 def homogeneous_config(config: ModelConfig, window: int, bits: int) -> dict[str, BitPair]:
   """The paper's homogeneous `bits` baseline of `config`'s weighted layers (network input and residual-add
   outputs at 8 bit, so the layers reading them have 8-bit inputs)."""
-  net = with_uniform_bits(from_config(config, window), bits)
+  net = with_uniform_bits(deploy_graph(config, window), bits)
   return {l.name: (l.bits_in, l.bits_w) for l in net.layers if l.weighted}
