@@ -136,9 +136,8 @@ def _n_min(*bits: int) -> int:
   return int(8 / min(bits))
 
 
-def _full_level(n: DoryNode, db_unused: int = 0) -> DoryLevel:
+def _full_level(n: DoryNode) -> DoryLevel:
   """Layer_node.add_memory_and_MACs: the whole layer (depthwise weights and bias counted x16, as DORY does)."""
-  del db_unused
   g16 = 1 if n.group == 1 else 16
   wmem = int(n.out_ch * n.in_ch * n.prod_ks / n.group * g16 * n.w_bits / 8) if n.weighted else 0
   return DoryLevel((n.out_ch, n.in_ch) if n.weighted else (), (n.in_ch, *n.in_dims), (n.out_ch, *n.out_dims), wmem,
@@ -308,7 +307,9 @@ def _conv_l1(n: DoryNode, l3: DoryLevel, l2: DoryLevel, db: int, t: DoryTarget) 
     hp = pairs(inp_dim[0], out_dim[0], kh, s0, ph, inp_dim[0] > 32 and inp_dim[1] > 32)
     wp = [(inp_dim[1], out_dim[1])]
   if not hp or not wp or not len(nout):
-    raise DoryTilingError(f"layer {n.name!r}: no L2->L1 tiling (no geometric candidate)")
+    raise DoryTilingError(f"layer {n.name!r}: no L2->L1 tile satisfies DORY's geometric constraints for an L2 tile "
+                          f"of input {inp_dim[0]}x{inp_dim[1]} (output {out_dim[0]}x{out_dim[1]}), kernel {kh}x{kw}, "
+                          f"stride {s0} (DORY exits: 'no L2-L1 tiling found')")
   tn = _i64(nout)[:, None, None]
   hi, ho = (_i64([a for a, _ in hp])[None, :, None], _i64([b for _, b in hp])[None, :, None])
   wi, wo = (_i64([a for a, _ in wp])[None, None, :], _i64([b for _, b in wp])[None, None, :])
