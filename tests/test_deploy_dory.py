@@ -189,3 +189,29 @@ def test_cli_tiler_and_compare_dory(tmp_path, capsys):
   assert json.loads(capsys.readouterr().out)["tiler"] == "jaxbp"
   assert cli.main(cmd + ["--compare-dory", str(tmp_path)]) == 2
   assert "no DORY run" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # exports MobileNetV1-0.25-128 and runs the DORY compiler (about 2 minutes on 2 loaded cores)
+def test_tiles_equal_dorys_generated_code(tmp_path, capsys):
+  """End to end: jaxbp's DORY export through DORY's network_generate.py, then --compare-dory on its report."""
+  import importlib.util
+  import subprocess
+  if not (DORY / "network_generate.py").is_file():
+    pytest.skip(f"DORY not found at {DORY}")
+  pytest.importorskip("onnx")
+  out = tmp_path / "mb"
+  export = [sys.executable, str(ROOT / "tools" / "export.py"), str(out)]
+  subprocess.run(export + ["--mobilenet", "v1", "--width-mult", "0.25", "--resolution", "128", "--bits", "8"],
+                 check=True, capture_output=True)
+  done = subprocess.run(export + ["--format", "dory", "--out", str(out / "export"), "--check", "0", "--dory-app"],
+                        capture_output=True, text=True, check=False)
+  report = out / "export" / "dory" / "dory_report.json"
+  assert report.is_file() and json.loads(report.read_text())["success"], done.stdout[-2000:] + done.stderr[-2000:]
+  spec = importlib.util.spec_from_file_location("deploy_cli_dory_e2e", ROOT / "tools" / "deploy.py")
+  cli = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(cli)
+  assert cli.main(["simulate", "--model", "mobilenet_v1", "--width-mult", "0.25", "--resolution", "128", "--platform",
+                   "gap8", "--json", "--compare-dory", str(report.parent)]) == 0
+  cmp = json.loads(capsys.readouterr().out)["compare_dory"]
+  assert cmp["layers"] == 29 and cmp["same"] == 29, [r for r in cmp["rows"] if not r["same"]]
+  assert all(r["dory_kernel"] for r in cmp["rows"])
