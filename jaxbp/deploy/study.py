@@ -37,7 +37,7 @@ from jaxbp.data.specs import DatasetSpec
 from jaxbp.deploy import zoo
 from jaxbp.deploy.layers import with_uniform_bits
 from jaxbp.deploy.platforms import get_platform
-from jaxbp.deploy.simulator import simulate
+from jaxbp.deploy.simulator import Report, simulate
 from jaxbp.integerize import from_quant
 from jaxbp.models import ModelConfig, config_from_dict, config_to_dict, count_params
 from jaxbp.models.classic import fit_classic
@@ -240,9 +240,7 @@ def deploy_rotation(model: StudyModel, rotation: int, split: Mapping[str, Any], 
       "integer_vs_twin": {"max_abs_diff_mmhg": _max_abs_mmhg(integer_out - np.asarray(outs["twin"], np.float64),
                                                              scalers, task),
                           "worst_layer": fid.worst.to_json(), "n_examples": fid.n_examples},
-      "deploy": {"platform": sim.platform, "freq_mhz": sim.freq_mhz, "fits": sim.fits, "reasons": list(sim.reasons),
-                 "uses_l3": sim.uses_l3, "latency_ms": sim.latency_ms, "energy_mj": sim.energy_mj, "macs": sim.macs,
-                 "weight_bytes": sim.weight_bytes, "peak_l2_bytes": sim.peak_l2_bytes},
+      "deploy": simulation_summary(sim),
       "timings": timings,
   }
   if on_graph is not None:
@@ -250,6 +248,13 @@ def deploy_rotation(model: StudyModel, rotation: int, split: Mapping[str, Any], 
   summary["timings"]["total_s"] = time.perf_counter() - t0
   _atomic_json(done, summary)
   return summary
+
+
+def simulation_summary(sim: Report) -> dict[str, Any]:
+  """The JSON summary of a simulation that a table row reads (fits, reasons, latency, energy, memory)."""
+  return {"platform": sim.platform, "freq_mhz": sim.freq_mhz, "fits": sim.fits, "reasons": list(sim.reasons),
+          "uses_l3": sim.uses_l3, "latency_ms": sim.latency_ms, "energy_mj": sim.energy_mj, "macs": sim.macs,
+          "weight_bytes": sim.weight_bytes, "peak_l2_bytes": sim.peak_l2_bytes}
 
 
 def _save_result(directory: Path, res: RotationResult) -> None:
