@@ -122,6 +122,12 @@ def test_dory_policy_on_the_double_buffered_target_and_sub_byte(dory_tiler):
   assert n > 50 and same == n, differ
 
 
+def test_dory_policy_on_1d_networks(dory_tiler):
+  net = with_uniform_bits(zoo.bp_seed("resnet1d", "ppgbp"), 8)  # 1-D convs (H = 1); grouped convs have no kernel.
+  same, n, differ = _agreement(net, GAP8, "GAP8", dory_tiler)
+  assert n == 22 and same == n, differ
+
+
 def test_layers_dory_cannot_tile_fail_as_dory_does(dory_tiler):
   net = with_uniform_bits(zoo.mobilenet_v2(1.0, 224), 8)
   stop = next(i for i, l in enumerate(net.layers) if l.name == "block2/depthwise")
