@@ -9,7 +9,8 @@ Pipeline position: the last stage (it may import models/cost; nothing earlier im
 from jaxbp.deploy.layers import Layer, Network, with_layer_bits, with_uniform_bits
 from jaxbp.deploy.platforms import PLATFORMS, Platform, get_platform, platform_from_dict
 from jaxbp.deploy.simulator import Report, simulate
-from jaxbp.deploy.tiler import NetworkPlan, plan_network, tile_layer, tiles
+from jaxbp.deploy.tiler import TILERS, NetworkPlan, plan_network, tile_layer, tiles
 
-__all__ = ["PLATFORMS", "Layer", "Network", "NetworkPlan", "Platform", "Report", "get_platform", "plan_network",
-           "platform_from_dict", "simulate", "tile_layer", "tiles", "with_layer_bits", "with_uniform_bits"]
+__all__ = ["PLATFORMS", "TILERS", "Layer", "Network", "NetworkPlan", "Platform", "Report", "get_platform",
+           "plan_network", "platform_from_dict", "simulate", "tile_layer", "tiles", "with_layer_bits",
+           "with_uniform_bits"]

@@ -25,7 +25,7 @@ import math
 from collections.abc import Iterator, Sequence
 
 from jaxbp.deploy import dma
-from jaxbp.deploy.dory_tiler import DoryTiling, DoryTilingError, dory_tilings
+from jaxbp.deploy.dory_tiler import DoryTiling, dory_tilings
 from jaxbp.deploy.layers import Layer, Network, Shape, tensor_bytes
 from jaxbp.deploy.memory import ALIGN, MemoryPlan, plan_memory
 from jaxbp.deploy.platforms import Platform
