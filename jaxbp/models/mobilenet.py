@@ -314,9 +314,8 @@ class ConvBN(nn.Module):
     l = self.layer
     kernel = self.param("kernel", _he_fan_out, (l.kernel, l.kernel, l.cin // l.groups, l.cout))
     y = conv2d(x, kernel, l.stride, l.padding, l.groups)
-    # Keras' MobileNets: BN momentum 0.999 (V1) / 0.999 (V2), eps 1e-3; PyTorch 0.9 / 1e-5. Short CPU runs need
-    # statistics that follow the weights: momentum 0.9.
-    y = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-3, name="bn")(y)
+    # PyTorch's BatchNorm (momentum 0.1, eps 1e-5, what `jaxbp.quant.fold_bn` folds); Keras uses 0.999 / 1e-3.
+    y = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, name="bn")(y)
     return jnp.clip(y, 0.0, 6.0) if l.act == "relu6" else y
 
 

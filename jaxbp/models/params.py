@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import flax.linen as nn
@@ -10,9 +11,16 @@ import jax.numpy as jnp
 import numpy as np
 
 
-def init_variables(model: nn.Module, key: jax.Array, window: int, batch: int = 2) -> dict[str, Any]:
-  """Variables {"params", maybe "batch_stats", ...} of `model` for (batch, window, 1) inputs."""
-  return model.init({"params": key, "dropout": key}, jnp.zeros((batch, window, 1), jnp.float32), train=False)
+def example_shape(window: int | Sequence[int]) -> tuple[int, ...]:
+  """One example's input shape: an int `window` is a 1-D signal (window, 1); a sequence is the shape itself
+  (e.g. (H, W, 3) images)."""
+  return (int(window), 1) if isinstance(window, (int, np.integer)) else tuple(int(d) for d in window)
+
+
+def init_variables(model: nn.Module, key: jax.Array, window: int | Sequence[int], batch: int = 2) -> dict[str, Any]:
+  """Variables {"params", maybe "batch_stats", ...} of `model` for (batch, *example_shape(window)) inputs."""
+  x = jnp.zeros((batch, *example_shape(window)), jnp.float32)
+  return model.init({"params": key, "dropout": key}, x, train=False)
 
 
 def count_params(params: Any) -> int:

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxbp.models.params import example_shape
 from jaxbp.quant.bn_fold import bn_affine, fold_bn
 from jaxbp.quant.twin import QuantTwin
 
@@ -25,7 +26,7 @@ def _at(tree: Mapping[str, Any], path: tuple[str, ...], what: str, node: str) ->
 
 def init_twin(tw: QuantTwin, key: jax.Array, window: int, batch: int = 2) -> dict[str, Any]:
   """Freshly initialised twin variables ("params", and "gates" with Bayesian Bits) for (batch, window, 1)."""
-  x = jnp.zeros((batch, window, 1), jnp.float32)
+  x = jnp.zeros((batch, *example_shape(window)), jnp.float32)  # window: int (1-D) or an image shape
   init = jax.jit(lambda k: tw.init({"params": k, "dropout": k, "gates": k}, x, train=False))
   variables = flax.core.unfreeze(init(key))
   return {k: v for k, v in variables.items() if k in ("params", "gates")}
@@ -33,7 +34,7 @@ def init_twin(tw: QuantTwin, key: jax.Array, window: int, batch: int = 2) -> dic
 
 def twin_shapes(tw: QuantTwin, window: int) -> dict[str, Any]:
   """The twin's variable structure ("params", "gates") as ShapeDtypeStructs (traced, nothing compiled)."""
-  x = jax.ShapeDtypeStruct((1, window, 1), jnp.float32)
+  x = jax.ShapeDtypeStruct((1, *example_shape(window)), jnp.float32)
   k = jax.random.key(0)
   shapes = jax.eval_shape(lambda x: tw.init({"params": k, "dropout": k, "gates": k}, x, train=False), x)
   return {c: flax.core.unfreeze(v) for c, v in shapes.items() if c in ("params", "gates")}

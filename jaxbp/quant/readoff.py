@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxbp.cost.bits import BitLayer, BitShapes, joint, locked_joint
+from jaxbp.models.params import example_shape
 from jaxbp.quant import bayesian_bits as bb
 from jaxbp.quant import quantizers as qz
 from jaxbp.quant.graph import GRID_PRESERVING
@@ -65,7 +66,7 @@ def _codes(values: np.ndarray, scale: np.ndarray) -> np.ndarray:
 
 def read_off(tw: QuantTwin, variables: dict[str, Any], window: int) -> list[dict[str, Any]]:
   """Per-node integerization records in network order (module docstring); eval mode, deterministic."""
-  x = jnp.zeros((1, window, 1), jnp.float32)
+  x = jnp.zeros((1, *example_shape(window)), jnp.float32)  # window: int (1-D) or an image shape (H, W, C)
   variables = {k: v for k, v in variables.items() if k in ("params", "gates")}
   rec = jax.jit(lambda v: tw.apply(v, x, train=False, mutable=["readoff"])[1]["readoff"])(variables)
   rec = jax.device_get(rec)
@@ -144,7 +145,7 @@ def node_shapes(tw: QuantTwin, window: int) -> dict[str, tuple[tuple[int, ...], 
   def init():
     with nn.intercept_methods(interceptor):
       k = jax.random.key(0)
-      return tw.init({"params": k, "dropout": k, "gates": k}, jnp.zeros((1, window, 1)), train=False)
+      return tw.init({"params": k, "dropout": k, "gates": k}, jnp.zeros((1, *example_shape(window))), train=False)
 
   jax.eval_shape(init)
   return shapes
@@ -160,8 +161,9 @@ def bit_shapes(tw: QuantTwin, window: int) -> BitShapes:
     (in_shape, out_shape) = shapes[n.name]
     if n.op == "conv":
       s = n.spec
-      weights = s.kernel * (s.in_features // s.groups) * s.features
-      macs = out_shape[1] * weights
+      spatial = out_shape[1:-1]  # (L,) or (H, W)
+      weights = s.kernel ** len(spatial) * (s.in_features // s.groups) * s.features
+      macs = int(np.prod(spatial)) * weights
       has_bias = s.use_bias or bool(n.bn)
       cout = s.features
     else:

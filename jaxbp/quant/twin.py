@@ -18,9 +18,10 @@ from typing import Any
 import flax.linen as nn
 import jax
 
-from jaxbp.models import ModelConfig, ResNet1dConfig, UNet1dConfig
+from jaxbp.models import MobileNetConfig, ModelConfig, ResNet1dConfig, UNet1dConfig
 from jaxbp.quant.bayesian_bits import BBGates
 from jaxbp.quant.graph import QGraph
+from jaxbp.quant.graph_mobilenet import mobilenet_graph
 from jaxbp.quant.graph_resnet1d import resnet1d_graph
 from jaxbp.quant.graph_unet1d import unet1d_graph
 from jaxbp.quant.policy import QuantConfig
@@ -28,11 +29,13 @@ from jaxbp.quant.qlayers import QNode, QTensor
 
 
 def graph_of(config: ModelConfig) -> QGraph:
-  """The quantized graph of a ResNet1d / UNet1d config."""
+  """The quantized graph of a ResNet1d / UNet1d / MobileNet config."""
   if isinstance(config, ResNet1dConfig):
     return resnet1d_graph(config)
   if isinstance(config, UNet1dConfig):
     return unet1d_graph(config)
+  if isinstance(config, MobileNetConfig):
+    return mobilenet_graph(config)
   raise TypeError(f"no quantized graph for {type(config).__name__}")
 
 
