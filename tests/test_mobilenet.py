@@ -92,3 +92,36 @@ def test_registered_configs_round_trip():
   assert MOBILENET_V1["digits"].resolution == 32
   with pytest.raises(ValueError, match="version"):
     config_from_dict({"model": "mobilenet_v1", "version": "v2"})
+
+
+def test_classification_task_loss_and_eval_step():
+  import flax.linen as nn
+  import jax
+  import numpy as np
+  import optax
+  from jaxbp.train.state import create_state
+  from jaxbp.train.steps import accuracy, cross_entropy, make_eval_step, make_train_step
+  logits = jax.numpy.array([[2.0, 0.0], [0.0, 3.0]])
+  labels = np.array([0, 0])
+  np.testing.assert_allclose(cross_entropy(logits, labels), [np.log1p(np.exp(-2.0)), np.log1p(np.exp(3.0))],
+                             rtol=1e-6)
+  assert float(accuracy(logits, labels)) == 0.5
+  class Linear(nn.Module):
+    @nn.compact
+    def __call__(self, x, *, train=False):
+      return nn.Dense(3)(x)
+
+  model = Linear()
+  batch = {"x": np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32), "y": np.arange(8) % 3}
+  variables = model.init(jax.random.key(0), batch["x"])
+  _, sum_ce, n = make_eval_step(model, "classification")(variables, batch)
+  assert float(n) == 8 and np.isclose(float(sum_ce), float(cross_entropy(model.apply(variables, batch["x"]),
+                                                                         batch["y"]).sum()))
+  tx = optax.sgd(0.1)
+  step = make_train_step(model, tx, "classification")
+  state = create_state(variables, tx)
+  losses = []
+  for i in range(20):
+    state, loss = step(state, batch, jax.random.key(i))
+    losses.append(float(loss))
+  assert losses[-1] < losses[0]
