@@ -64,8 +64,8 @@ def explain(ld: LatencyDict, layer: str, before: BitPair, after: BitPair) -> Rai
     parts.append(f"tiles {e0.n_tiles}->{e1.n_tiles}")
   if e1.fits_l1 != e0.fits_l1:
     parts.append(f"fits L1 {e0.fits_l1}->{e1.fits_l1}")
-  verdict = "faster" if e1.cycles < e0.cycles else "as fast"
-  reason = f"{after[0]}/{after[1]} {verdict} than {before[0]}/{before[1]}" + (f" ({', '.join(parts)})" if parts else "")
+  verdict = "faster than" if e1.cycles < e0.cycles else "as fast as"
+  reason = f"{after[0]}/{after[1]} {verdict} {before[0]}/{before[1]}" + (f" ({', '.join(parts)})" if parts else "")
   return Raised(layer, key, tuple(before), tuple(after), e0.cycles, e1.cycles, reason)
 
 
