@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import time
 from pathlib import Path
@@ -86,6 +87,7 @@ def main(argv=None) -> dict:
                           "max_logit_error_quanta": float(np.max(np.abs(outs["twin"] - int_logits) / quantum)),
                           "worst_layer_local": max(r.local_max_err for r in report.layers if r.bits != 32)},
       "seconds": time.perf_counter() - start,
+      "cpu_seconds": (lambda r: r.ru_utime + r.ru_stime)(resource.getrusage(resource.RUSAGE_SELF)),
   }
   (out / "fidelity.txt").write_text(report.table())
   (out / "results.json").write_text(json.dumps(results, indent=1))
