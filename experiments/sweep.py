@@ -24,7 +24,7 @@ expose_cpu_cores()
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from jaxbp import models  # noqa: E402
+from jaxbp import models, runtime  # noqa: E402
 from jaxbp.cost import COSTS  # noqa: E402
 from jaxbp.data.source import LOADERS, load_folds  # noqa: E402
 from jaxbp.nas.plot import plot_pareto  # noqa: E402
@@ -65,12 +65,22 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--loader", default="mat", choices=LOADERS)
   p.add_argument("--out", default=None, help="output dir (default runs/sweep/<model>_<dataset>)")
   p.add_argument("--no-progress", action="store_true")
+  runtime.add_flags(p, distributed=True)
   return p.parse_args(argv)
 
 
-def main(argv=None) -> dict:
+def main(argv=None) -> dict | None:
   args = parse_args(argv)
+  try:
+    return run(args)
+  except (ValueError, OSError, RuntimeError) as e:  # typed library errors -> one line, non-zero exit
+    print(f"error: {e}", file=sys.stderr)
+    raise SystemExit(2) from None
+
+
+def run(args: argparse.Namespace) -> dict | None:
   t0 = time.perf_counter()
+  proc = runtime.setup(args)
   spec, folds = load_folds(args.dataset, args.data_dir, loader=args.loader)
   small = spec.name == "synthetic"
   seed_config = models.seed_config(args.model, spec.name)
@@ -89,14 +99,20 @@ def main(argv=None) -> dict:
                           final_temperature=args.final_temperature or args.temperature),
       finetune=FitConfig(max_epochs=args.finetune_epochs or (30 if small else 100), batch_size=batch,
                          progress=not args.no_progress),
-      engine=EngineConfig(args.strategy, args.chunk_size), seed=args.seed, rotations=rotations,
+      engine=EngineConfig(args.strategy, args.chunk_size, memory_limit=runtime.memory_limit(args)), seed=args.seed,
+      rotations=rotations,
       train_seed=not args.no_seed_network)
   out = Path(args.out or f"runs/sweep/{args.model}_{spec.name}")
   out.mkdir(parents=True, exist_ok=True)
-  (out / "config.json").write_text(json.dumps(
-      {"args": vars(args), "sweep": config.to_dict(), "dataset": dataclasses.asdict(spec),
-       "backend": jax.default_backend(), "devices": len(jax.devices()), "jax": jax.__version__}, indent=2))
-  result = run_sweep(folds, spec, seed_config, config, out, progress=not args.no_progress)
+  if proc.index == 0:
+    (out / "config.json").write_text(json.dumps(
+        {"args": vars(args), "sweep": config.to_dict(), "dataset": dataclasses.asdict(spec),
+         "backend": jax.default_backend(), "devices": len(jax.devices()), "processes": proc.count,
+         "jax": jax.__version__}, indent=2))
+  result = run_sweep(folds, spec, seed_config, config, out, progress=not args.no_progress,
+                     process_index=proc.index, process_count=proc.count, barrier=proc.barrier)
+  if result is None:  # not process 0: its candidates are written; process 0 summarizes.
+    return None
   plot_pareto(result, out / "pareto.png")
   result["wall_seconds"] = time.perf_counter() - t0
   (out / "results.json").write_text(json.dumps(result, indent=2))

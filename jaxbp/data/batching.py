@@ -40,3 +40,18 @@ def batches(split: Mapping[str, np.ndarray], batch_size: int, *, seed: int | Non
   for b in range(num_batches(n, batch_size, drop_remainder)):
     idx = order[b * batch_size:(b + 1) * batch_size]
     yield {k: v[idx] for k, v in arrays.items()}
+
+
+def padded_batches(split: Mapping[str, np.ndarray], batch_size: int, *, seed: int | None = None
+                   ) -> Iterator[dict[str, np.ndarray]]:
+  """As `batches`, but every batch has exactly `batch_size` rows and a "mask" (B,) float32: 1 for real rows,
+  0 for the padding that fills the last batch (copies of its first row). One shape -> one compiled program;
+  steps weight losses, metrics and BatchNorm statistics by the mask (`jaxbp.train.steps`)."""
+  for b in batches(split, batch_size, seed=seed):
+    n = len(next(iter(b.values())))
+    mask = np.zeros(batch_size, np.float32)
+    mask[:n] = 1.0
+    if n < batch_size:
+      idx = np.concatenate([np.arange(n), np.zeros(batch_size - n, np.int64)])
+      b = {k: v[idx] for k, v in b.items()}
+    yield {**b, "mask": mask}

@@ -6,7 +6,9 @@ softmax temperature in "nas_state" ({"temperature": ()} per layer, not trained).
   gumbel      θ = softmax((α + g)/T), g ~ Gumbel(0, 1) from the "gumbel" rng stream
   hard        straight-through: forward one_hot(argmax θ), backward through softmax(α/T)
   hard_gumbel straight-through on the Gumbel sample
-Output = Σ_i θ_i · branch_i(x); every branch sees the same input.
+  frozen      fine-tuning an exported choice: only branch argmax α runs (`nn.switch`: one program serves
+              every architecture; unjitted or looped it computes one branch, under vmap a select of all)
+Output = Σ_i θ_i · branch_i(x); every branch sees the same input (frozen: branch_argmax α(x)).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import jax.numpy as jnp
 
 from jaxbp.models.layers import OP_MODULES, OPS, SlotSpec
 
-MODES = ("soft", "gumbel", "hard", "hard_gumbel")
+MODES = ("soft", "gumbel", "hard", "hard_gumbel", "frozen")
 
 
 def theta(alpha: jax.Array, temperature: jax.Array | float = 1.0, mode: str = "soft",
@@ -27,6 +29,8 @@ def theta(alpha: jax.Array, temperature: jax.Array | float = 1.0, mode: str = "s
   """Branch weights (..., n_ops) from logits `alpha` (..., n_ops)."""
   if mode not in MODES:
     raise ValueError(f"unknown choice mode {mode!r}; expected one of {MODES}")
+  if mode == "frozen":
+    return jax.nn.one_hot(jnp.argmax(alpha, axis=-1), alpha.shape[-1], dtype=alpha.dtype)
   logits = alpha
   if mode in ("gumbel", "hard_gumbel"):
     if key is None:
@@ -59,6 +63,9 @@ class ChoiceConv(nn.Module):
       raise ValueError(f"layer {self.name!r}: identity is not a valid alternative for {self.spec}")
     alpha = self.variable("arch", "alpha", jnp.zeros, (len(self.ops),)).value
     temperature = self.variable("nas_state", "temperature", jnp.ones, ()).value
+    if self.mode == "frozen" and not self.is_initializing():
+      branches = [functools.partial(_branch, op=op, spec=self.spec) for op in self.ops]
+      return nn.switch(jnp.argmax(alpha), branches, self, x)
     needs_key = self.mode in ("gumbel", "hard_gumbel")
     w = theta(alpha, temperature, self.mode, self.make_rng("gumbel") if needs_key else None)
     out = 0.0
@@ -67,6 +74,12 @@ class ChoiceConv(nn.Module):
     return out
 
 
+def _branch(module: nn.Module, x: jax.Array, *, op: str, spec: SlotSpec) -> jax.Array:
+  del module  # the ChoiceConv scope the branch module is created in.
+  return OP_MODULES[op](spec, name=op)(x)
+
+
+@functools.lru_cache(maxsize=None)
 def choice_slot(mode: str = "soft", ops: tuple[str, ...] = ("conv", "dw", "id")):
   """A slot factory (see `jaxbp.models.layers`) that builds a ChoiceConv over `ops` allowed by each slot."""
   if mode not in MODES:

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxbp.cost import Cost, NetShapes
-from jaxbp.train.steps import mse, target_key
+from jaxbp.train.steps import batchnorm_mask, masked_mean, target_key
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,13 +81,17 @@ def set_temperature(state: SearchState, temperature: float | jax.Array) -> Searc
   return state.replace(nas_state=nas_state)
 
 
-def _apply(model, state, params, arch, x, key, train: bool):
+def _apply(model, state, params, arch, x, key, train: bool, mask=None):
   variables = {"params": params, "arch": arch, "nas_state": state.nas_state, **state.model_state}
   kd, kg = jax.random.split(key)
   mutable = list(state.model_state) if train else False
+  rngs = {"dropout": kd, "gumbel": kg}
   if mutable:
-    return model.apply(variables, x, train=True, rngs={"dropout": kd, "gumbel": kg}, mutable=mutable)
-  return model.apply(variables, x, train=train, rngs={"dropout": kd, "gumbel": kg}), state.model_state
+    if mask is None:
+      return model.apply(variables, x, train=True, rngs=rngs, mutable=mutable)
+    with nn.intercept_methods(batchnorm_mask(mask)):
+      return model.apply(variables, x, train=True, rngs=rngs, mutable=mutable)
+  return model.apply(variables, x, train=train, rngs=rngs), state.model_state
 
 
 def make_search_step(model: nn.Module, shapes: NetShapes, cost: Cost, config: SearchConfig, task: str
@@ -100,8 +104,9 @@ def make_search_step(model: nn.Module, shapes: NetShapes, cost: Cost, config: Se
     kw, ka = jax.random.split(jax.random.fold_in(key, state.step))
 
     def weight_loss(params):
-      out, model_state = _apply(model, state, params, state.arch, train_batch["x"], kw, True)
-      return mse(out, train_batch[target]), model_state
+      out, model_state = _apply(model, state, params, state.arch, train_batch["x"], kw, True,
+                                train_batch.get("mask"))
+      return masked_mean(jnp.square(out - train_batch[target]), train_batch.get("mask")), model_state
 
     (w_loss, model_state), gw = jax.value_and_grad(weight_loss, has_aux=True)(state.params)
     upd, opt_w = tx_w.update(gw, state.opt_w, state.params)
@@ -110,8 +115,9 @@ def make_search_step(model: nn.Module, shapes: NetShapes, cost: Cost, config: Se
     temperature = jax.tree.leaves(state.nas_state)[0] if jax.tree.leaves(state.nas_state) else 1.0
 
     def arch_loss(arch):
-      out, _ = _apply(model, state.replace(model_state=model_state), params, arch, val_batch["x"], ka, True)
-      task_loss = mse(out, val_batch[target])
+      out, _ = _apply(model, state.replace(model_state=model_state), params, arch, val_batch["x"], ka, True,
+                      val_batch.get("mask"))
+      task_loss = masked_mean(jnp.square(out - val_batch[target]), val_batch.get("mask"))
       c = cost(arch, shapes, temperature)
       return task_loss + lam * c, (task_loss, c)
 

@@ -23,7 +23,7 @@ def supernet(config: ModelConfig, mode: str = "soft", ops: tuple[str, ...] = ("c
   """The supernet module of a seed (or any slot-built) config."""
   if mode not in MODES:
     raise ValueError(f"unknown choice mode {mode!r}; expected one of {MODES}")
-  return build(config, slot=choice_slot(mode, ops))
+  return build(config, slot=choice_slot(mode, tuple(ops)))
 
 
 def choices(arch: Any, shapes: NetShapes) -> dict[str, str]:

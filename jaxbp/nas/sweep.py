@@ -10,13 +10,12 @@ is written under `out_dir` as it finishes, and a rerun resumes from what is ther
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import flax.serialization
 import jax
@@ -24,16 +23,18 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jaxbp import cost as costs
-from jaxbp.data.batching import batches
+from jaxbp.data.batching import padded_batches
 from jaxbp.data.benchmark_files import Fold
 from jaxbp.data.protocol import Scalers, make_rotation, n_rotations
 from jaxbp.data.specs import DatasetSpec
 from jaxbp.models import ModelConfig, build, config_to_dict
 from jaxbp.models.configs import TASKS, model_name
 from jaxbp.nas import search as search_lib
-from jaxbp.nas.supernet import export, supernet
-from jaxbp.train.crossval import RotationResult, pooled_report, run_rotation
-from jaxbp.train.engine import Engine, EngineConfig, resolve_auto
+from jaxbp.nas.supernet import choices, exported_config, inherit, supernet
+from jaxbp.train.crossval import RotationResult, pooled_report, rotation_result, run_rotation
+from jaxbp.train.engine import Engine, EngineConfig, resolve_auto, stack
+from jaxbp.train.fit_many import fit_many, predict_many
+from jaxbp.train.memory import peak_rss
 from jaxbp.train.fit import FitConfig
 
 DEFAULT_LAMBDAS = tuple(float(x) for x in np.logspace(-11, -7, 18))
@@ -88,34 +89,44 @@ def _write_json(path: Path, obj: Any) -> None:
 
 
 def search_rotation(model, shapes, split, spec: DatasetSpec, config: SweepConfig, rotation: int, workdir: Path,
-                    progress: bool = True) -> dict[str, Any]:
-  """Bi-level search of every candidate on one rotation; returns stacked final variables (host numpy).
+                    progress: bool = True, *, step=None, candidates: Sequence[int] | None = None,
+                    tag: str = "") -> tuple[dict[str, Any], dict[str, Any]]:
+  """Bi-level search of the `candidates` (default all) on one rotation; returns (stacked final variables as
+  host numpy, the engine record).
 
-  Checkpoints `workdir/search.ckpt` after every epoch; resumes from it.
+  `step` is the search step (build it once per sweep: its compiled program is then reused by every rotation).
+  Candidate i keeps its global key fold_in(key(seed, rotation), i) and λ_i whatever subset runs. Checkpoints
+  `workdir/search{tag}.ckpt` after every epoch; resumes from it.
   """
   task = TASKS[model_name(model.config)]
-  n = len(config.lambdas)
-  step = search_lib.make_search_step(model, shapes, make_cost(config.cost), config.search, task)
+  idx = np.arange(len(config.lambdas)) if candidates is None else np.asarray(candidates)
+  n = len(idx)
+  if step is None:
+    step = search_step(model, shapes, config, task)
   base = jax.random.fold_in(jax.random.key(config.seed), rotation)
-  keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(np.arange(n))
+  keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(idx)
   init = jax.jit(jax.vmap(lambda k: search_lib.init_state(model, k, spec.window, config.search)))
   state = jax.device_get(init(keys))
-  ckpt, start_epoch = workdir / "search.ckpt", 0
+  ckpt, start_epoch = workdir / f"search{tag}.ckpt", 0
   if ckpt.exists():
     restored = flax.serialization.msgpack_restore(ckpt.read_bytes())
     state = flax.serialization.from_state_dict(state, restored["state"])
     start_epoch = int(restored["epoch"])
-  lams = np.asarray(config.lambdas, np.float32)
-  chosen = workdir / "engine.json"
-  if chosen.exists():  # a resumed rotation continues with the strategy it started with
-    engine_config = dataclasses.replace(config.engine, strategy=json.loads(chosen.read_text())["strategy"])
-  else:  # "auto": time both strategies on this rotation's own state and data
-    probe = (next(batches(split["train"], config.batch_size, seed=0)), next(batches(split["val"], config.batch_size)))
+  lams = np.asarray(config.lambdas, np.float32)[idx]
+  chosen = workdir / f"engine{tag}.json"
+  if chosen.exists():  # a resumed rotation continues with the strategy (and chunking) it started with
+    why = json.loads(chosen.read_text())
+    engine_config = dataclasses.replace(config.engine, strategy=why["strategy"],
+                                        chunk_size=why.get("chunk_size", config.engine.chunk_size))
+  else:  # "auto": time both strategies on this rotation's own state and data, within the memory budget
+    probe = (next(padded_batches(split["train"], config.batch_size, seed=0)),
+             next(padded_batches(split["val"], config.batch_size)))
     engine_config, why = resolve_auto(step, n, state, probe, (lams, keys), config.engine, n_shared=2)
+    why["chunk_size"] = engine_config.chunk_size
     _write_json(chosen, why)
   engine = Engine(step, n, engine_config, n_shared=2)
   groups = engine.groups(state)
-  history = json.loads((workdir / "search_history.json").read_text()) if start_epoch else []
+  history = json.loads((workdir / f"search_history{tag}.json").read_text()) if start_epoch else []
   bar = tqdm(range(start_epoch, config.search_epochs), desc=f"search rotation {rotation} ({n} candidates)",
              disable=not progress, initial=start_epoch, total=config.search_epochs, leave=False)
   for epoch in bar:
@@ -124,7 +135,7 @@ def search_rotation(model, shapes, split, spec: DatasetSpec, config: SweepConfig
     ep_seed = (config.seed * 1000 + rotation) * 10_000 + epoch
     val_iter = _cycle(split["val"], config.batch_size, ep_seed + 1)
     metrics = []
-    for tb in batches(split["train"], config.batch_size, seed=ep_seed):
+    for tb in padded_batches(split["train"], config.batch_size, seed=ep_seed):
       vb = next(val_iter)
       groups, m = engine.step(groups, (tb, vb), (lams, keys))
       metrics.append(m)
@@ -133,17 +144,22 @@ def search_rotation(model, shapes, split, spec: DatasetSpec, config: SweepConfig
                     **{k: np.asarray(v).tolist() for k, v in m.items()}})
     bar.set_postfix(val=f"{np.mean(m['val_mse']):.4f}")
     state = engine.stacked(groups)
-    _write_json(workdir / "search_history.json", history)
+    _write_json(workdir / f"search_history{tag}.json", history)
     _atomic_write(ckpt, flax.serialization.msgpack_serialize(
         {"epoch": epoch + 1, "state": flax.serialization.to_state_dict(state)}))
   bar.close()
   state = engine.stacked(groups)
-  return {"params": state.params, "arch": state.arch, "nas_state": state.nas_state, **state.model_state}
+  return {"params": state.params, "arch": state.arch, "nas_state": state.nas_state, **state.model_state}, why
+
+
+def search_step(model, shapes, config: SweepConfig, task: str):
+  """The sweep's search step for `model` (a stable function object: one compiled program per sweep)."""
+  return search_lib.make_search_step(model, shapes, make_cost(config.cost), config.search, task)
 
 
 def _cycle(split, batch_size: int, seed: int):
   while True:
-    yield from batches(split, batch_size, seed=seed)
+    yield from padded_batches(split, batch_size, seed=seed)
     seed += 1
 
 
@@ -159,91 +175,131 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
 
 
 def run_sweep(folds: Sequence[Fold], spec: DatasetSpec, seed_config: ModelConfig, config: SweepConfig,
-              out_dir: str | Path, progress: bool = True) -> dict[str, Any]:
-  """Runs (or resumes) the whole sweep; writes per-candidate JSON, results.json and pareto.json."""
+              out_dir: str | Path, progress: bool = True, *, process_index: int = 0, process_count: int = 1,
+              barrier: Callable[[str], None] | None = None) -> dict[str, Any] | None:
+  """Runs (or resumes) the whole sweep; writes per-candidate JSON, results.json and pareto.json.
+
+  Several processes (e.g. `jax.distributed`, one per host) share a sweep: process p searches and fine-tunes
+  candidates i with i % process_count == p into the same `out_dir` (a shared file system), trains the seed
+  network if it is process 0, waits at `barrier(name)` for the others, and process 0 writes the summary (the
+  others return None). Each candidate's result is the same whichever process ran it.
+  """
+  if not 0 <= process_index < process_count:
+    raise ValueError(f"process index {process_index} outside [0, {process_count})")
   out = Path(out_dir)
   out.mkdir(parents=True, exist_ok=True)
   (out / "candidates").mkdir(exist_ok=True)
   stored = out / "sweep_config.json"
   # Which rotations to run is not part of a sweep's identity: finished rotations are reused by any rerun.
   sweep_dict = {k: v for k, v in config.to_dict().items() if k != "rotations"}
+  sweep_dict["engine"] = {k: v for k, v in sweep_dict["engine"].items() if k == "strategy"}  # how, not what
   cfg_dict = {"sweep": sweep_dict, "dataset": dataclasses.asdict(spec), "seed_model": config_to_dict(seed_config)}
   if stored.exists():
     old = json.loads(stored.read_text())
     old.get("sweep", {}).pop("rotations", None)
+    old_engine = old.get("sweep", {}).get("engine", {})
+    old.get("sweep", {})["engine"] = {k: v for k, v in old_engine.items() if k == "strategy"}
     if old != cfg_dict:
       raise ValueError(f"{out} holds a sweep with a different configuration ({stored}); "
                        "use another --out or delete it")
-  _write_json(stored, cfg_dict)
+  if process_index == 0:
+    _write_json(stored, cfg_dict)
   scalers = Scalers.fit(folds)
   rotations = list(range(n_rotations(spec))) if config.rotations is None else list(config.rotations)
   model = supernet(seed_config, config.search.mode, config.search.ops)
   shapes = costs.trace(model, spec.window)
+  task = TASKS[model_name(seed_config)]
+  step = search_step(model, shapes, config, task)  # one program for every rotation
+  n = len(config.lambdas)
+  mine = [i for i in range(n) if i % process_count == process_index]
+  tag = "" if process_count == 1 else f"_p{process_index}"
   timings: dict[str, float] = {}
-  cand_results: dict[int, list[RotationResult]] = {i: [] for i in range(len(config.lambdas))}
-  cand_info: dict[int, list[dict[str, Any]]] = {i: [] for i in range(len(config.lambdas))}
-  seed_results: list[RotationResult] = []
+  engines: dict[str, Any] = {}
   for k in rotations:
     rdir = out / f"rotation_{k}"
     rdir.mkdir(exist_ok=True)
     split = make_rotation(folds, spec, k, scalers)
     t0 = time.perf_counter()
-    pending = [i for i in range(len(config.lambdas))
-               if RotationResult.load(rdir / f"candidate_{i:02d}", k) is None]
+    pending = [i for i in mine if RotationResult.load(rdir / f"candidate_{i:02d}", k) is None]
     if pending:
-      final = search_rotation(model, shapes, split, spec, config, k, rdir, progress)
+      final, why = search_rotation(model, shapes, split, spec, config, k, rdir, progress, step=step,
+                                   candidates=mine, tag=tag)
+      engines[f"search_rotation_{k}"] = why
       timings[f"search_rotation_{k}_s"] = time.perf_counter() - t0
       t0 = time.perf_counter()
-      _finetune_all(pending, final, folds, spec, seed_config, shapes, config, k, scalers, rdir, progress)
+      sel = [mine.index(i) for i in pending]
+      engines[f"finetune_rotation_{k}"] = _finetune_all(
+          pending, jax.tree.map(lambda x: x[sel], final), split, spec, seed_config, shapes, config, k, scalers,
+          rdir, progress)
       timings[f"finetune_rotation_{k}_s"] = time.perf_counter() - t0
-    for i in range(len(config.lambdas)):
-      res = RotationResult.load(rdir / f"candidate_{i:02d}", k)
-      cand_results[i].append(res)
-      cand_info[i].append(res.info)
-    if config.train_seed:
+    if config.train_seed and process_index == 0:
       sdir = rdir / "seed_network"
-      res = RotationResult.load(sdir, k) if sdir.exists() else None
-      if res is None:
+      if not (sdir.exists() and RotationResult.load(sdir, k) is not None):
+        t0 = time.perf_counter()
         res = run_rotation(folds, spec, seed_config, config.finetune, k, scalers, seed=config.seed)
         sdir.mkdir(exist_ok=True)
         res.save(sdir)
-      seed_results.append(res)
-  return _summarize(out, config, seed_config, spec, rotations, cand_results, cand_info, seed_results, timings)
+        timings[f"seed_rotation_{k}_s"] = time.perf_counter() - t0
+  if barrier is not None:
+    barrier("jaxbp-sweep-finished")
+  if process_index != 0:
+    return None
+  cand_results: dict[int, list[RotationResult]] = {i: [] for i in range(n)}
+  seed_results: list[RotationResult] = []
+  for k in rotations:
+    rdir = out / f"rotation_{k}"
+    for i in range(n):
+      res = RotationResult.load(rdir / f"candidate_{i:02d}", k)
+      if res is None:
+        raise RuntimeError(f"{rdir / f'candidate_{i:02d}'}: no result for rotation {k} (did every process run?)")
+      cand_results[i].append(res)
+    if config.train_seed:
+      seed_results.append(RotationResult.load(rdir / "seed_network", k))
+  cand_info = {i: [r.info for r in rs] for i, rs in cand_results.items()}
+  return _summarize(out, config, seed_config, spec, rotations, cand_results, cand_info, seed_results, timings,
+                    engines)
 
 
-def _finetune_all(pending, final, folds, spec, seed_config, shapes, config, rotation, scalers, rdir, progress):
-  """Exports and fine-tunes the `pending` candidates, one per device at a time (threads), saving each."""
-  devices = jax.devices()
+def _finetune_all(pending, final, split, spec, seed_config, shapes, config, rotation, scalers, rdir, progress):
+  """Fine-tunes the `pending` candidates together (`fit_many` over the supernet with frozen choices: one
+  program for every architecture), predicts their test fold, and saves each with its exported network (the
+  real, smaller config and the weights of its chosen branches). Returns the engine record."""
+  task = TASKS[model_name(seed_config)]
   cost_fn = make_cost(config.cost)
-  finetune = dataclasses.replace(config.finetune, progress=False)
-
-  def one(job: int, i: int) -> int:
-    with jax.default_device(devices[job % len(devices)]):
-      variables = jax.tree.map(lambda x: x[i], final)
-      exp_cfg, exp_vars, choice = export(seed_config, variables, shapes)
-      res = run_rotation(folds, spec, exp_cfg, finetune, rotation, scalers, seed=config.seed,
-                         init_fn=lambda _, __: exp_vars)
-      res.info.update(ops=list(exp_cfg.ops), choice=choice, lam=config.lambdas[i],
-                      **_exact_counts(exp_cfg, spec.window),
-                      expected_cost=float(cost_fn(variables["arch"], shapes)))
-      cdir = rdir / f"candidate_{i:02d}"
-      cdir.mkdir(exist_ok=True)
-      res.save(cdir)
-    return i
-
-  bar = tqdm(total=len(pending), desc=f"fine-tune rotation {rotation}", disable=not progress, leave=False)
-  with concurrent.futures.ThreadPoolExecutor(max_workers=len(devices)) as pool:
-    for fut in concurrent.futures.as_completed([pool.submit(one, j, i) for j, i in enumerate(pending)]):
-      fut.result()
-      bar.update()
-  bar.close()
+  finetune = dataclasses.replace(config.finetune, progress=progress)
+  frozen = supernet(seed_config, "frozen", config.search.ops)
+  results, why = fit_many(frozen, final, split["train"], split["val"], finetune, task=task,
+                          seed=config.seed * 10 + rotation, engine=config.engine,
+                          desc=f"fine-tune rotation {rotation} ({len(pending)} candidates)")
+  t0 = time.perf_counter()
+  best = stack([r.variables for r in results])
+  preds = predict_many(frozen, best, split["test"], finetune.batch_size, task,
+                       dataclasses.replace(config.engine, strategy=why["strategy"], chunk_size=why.get("chunk_size")))
+  predict_s = (time.perf_counter() - t0) / len(pending)
+  for j, i in enumerate(pending):
+    variables = results[j].variables
+    choice = choices(variables["arch"], shapes)
+    exp_cfg = exported_config(seed_config, choice)
+    exp_vars = jax.device_get(inherit(variables, shapes, choice))
+    res = rotation_result(preds[j], split, scalers, task, rotation, results[j], predict_seconds=predict_s)
+    res.info.update(ops=list(exp_cfg.ops), choice=choice, lam=config.lambdas[i],
+                    **_exact_counts(exp_cfg, spec.window),
+                    expected_cost=float(cost_fn(jax.tree.map(lambda x, j=j: x[j], final["arch"]), shapes)),
+                    model_config=config_to_dict(exp_cfg))
+    cdir = rdir / f"candidate_{i:02d}"
+    cdir.mkdir(exist_ok=True)
+    _atomic_write(cdir / f"rotation_{rotation}.variables.msgpack", flax.serialization.msgpack_serialize(
+        jax.tree.map(np.asarray, exp_vars)))
+    res.save(cdir)
+  return {k: v for k, v in why.items()}
 
 
 def _exact_counts(config: ModelConfig, window: int) -> dict[str, int]:
   return costs.exact_counts(costs.trace(build(config), window))
 
 
-def _summarize(out, config, seed_config, spec, rotations, cand_results, cand_info, seed_results, timings):
+def _summarize(out, config, seed_config, spec, rotations, cand_results, cand_info, seed_results, timings,
+               engines=None):
   candidates = []
   for i, lam in enumerate(config.lambdas):
     infos = cand_info[i]
@@ -269,7 +325,8 @@ def _summarize(out, config, seed_config, spec, rotations, cand_results, cand_inf
   result = {"dataset": spec.name, "seed_model": config_to_dict(seed_config), "rotations": rotations,
             "cost": config.cost, "seed": seed, "naive": naive, "candidates": [
                 {k: v for k, v in c.items() if k not in ("metrics", "per_rotation")} for c in candidates],
-            "pareto": pareto, "timings": timings}
+            "pareto": pareto, "timings": timings, "engines": engines or {},
+            "peak_rss_bytes": peak_rss()}
   _write_json(out / "pareto.json", {"seed": seed, "front": {
       t: [{k: candidates[j][k] for k in ("index", "lambda", "params", "macs", "mae_sbp", "mae_dbp")}
           for j in idx] for t, idx in pareto.items()}})

@@ -21,7 +21,7 @@ from jaxbp.data.protocol import Scalers, make_rotation, n_rotations
 from jaxbp.data.specs import DatasetSpec
 from jaxbp.models import ModelConfig, build, count_params, init_variables
 from jaxbp.models.configs import TASKS, model_name
-from jaxbp.train.fit import FitConfig, fit, predict
+from jaxbp.train.fit import FitConfig, FitResult, fit, predict
 
 InitFn = Callable[[int, Any], dict[str, Any]]  # (rotation, model) -> initial variables
 
@@ -78,13 +78,18 @@ def run_rotation(folds: Sequence[Fold], spec: DatasetSpec, config: ModelConfig, 
             desc=f"rotation {rotation}")
   t0 = time.perf_counter()
   pred = predict(model, res.variables, split["test"], fit_config.batch_size, task)
+  return rotation_result(pred, split, scalers, task, rotation, res, predict_seconds=time.perf_counter() - t0)
+
+
+def rotation_result(pred: np.ndarray, split: dict[str, dict[str, np.ndarray]], scalers: Scalers, task: str,
+                    rotation: int, res: FitResult, **info: Any) -> RotationResult:
+  """The `RotationResult` of test-fold network outputs `pred` (normalized) after training record `res`."""
   sbp, dbp, extra = to_mmhg(pred, split["test"], scalers, task)
   test = split["test"]
   n = len(sbp)
   info = {"rotation": rotation, "n_train": len(split["train"]["x"]), "n_val": len(split["val"]["x"]),
           "n_test": n, "best_epoch": res.best_epoch, "epochs_run": res.epochs_run,
-          "best_val_mse": res.best_val_mse, "train_seconds": res.seconds,
-          "predict_seconds": time.perf_counter() - t0, "history": res.history, **extra}
+          "best_val_mse": res.best_val_mse, "train_seconds": res.seconds, **info, "history": res.history, **extra}
   return RotationResult(rotation, sbp, dbp, test["sbp"], test["dbp"],
                         np.full(n, split["train"]["sbp"].mean()), np.full(n, split["train"]["dbp"].mean()), info)
 

@@ -25,6 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from jaxbp.train import memory
+
 STRATEGIES = ("auto", "vmap", "loop")
 
 
@@ -35,12 +37,16 @@ class EngineConfig:
   Attributes:
     strategy: "auto", "vmap" or "loop".
     chunk_size: vmap at most this many candidates per call (None: all at once).
-    devices: number of devices to shard over (None: all of `jax.devices()`).
+    devices: number of devices to shard over (None: all of this process's `jax.local_devices()`).
+    memory_limit: bytes the candidates' step may use at once (None: no limit). With a limit, vmap chunks hold
+      at most as many candidates as fit (`jaxbp.train.memory`), and a step that does not fit even for one
+      candidate is refused before training (`MemoryBudgetError`).
   """
 
   strategy: str = "auto"
   chunk_size: int | None = None
   devices: int | None = None
+  memory_limit: int | None = None
 
   def resolved_strategy(self) -> str:
     if self.strategy not in STRATEGIES:
@@ -64,20 +70,19 @@ class Engine:
   """
 
   def __init__(self, step: Callable[..., tuple[Any, Any]], n: int, config: EngineConfig = EngineConfig(),
-               n_shared: int = 2):
+               n_shared: int = 2, *, donate: bool = True):
     self.n = n
     self.n_shared = n_shared
     self.strategy = config.resolved_strategy()
-    devices = jax.devices()[: config.devices or len(jax.devices())]
+    local = jax.local_devices()  # this process's share of a multi-process run
+    devices = local[: config.devices or len(local)]
     self.devices = devices
-    packed = lambda state, shared, per: step(state, *shared, *per)
     if self.strategy == "vmap":
       size = min(config.chunk_size or n, n)
       self.bounds = [(s, min(s + size, n)) for s in range(0, n, size)]
-      self._fn = jax.jit(jax.vmap(packed, in_axes=(0, None, 0)), donate_argnums=0)
     else:
       self.bounds = [(i, i + 1) for i in range(n)]
-      self._fn = jax.jit(packed, donate_argnums=0)
+    self._fn = compiled(step, self.strategy, donate)
     self._mesh = Mesh(np.array(devices), ("candidates",))
 
   def _place(self, tree: Any, group: int) -> Any:
@@ -102,21 +107,84 @@ class Engine:
       return jax.tree.map(lambda *xs: np.stack(xs), *groups)
     return jax.tree.map(lambda *xs: np.concatenate(xs), *groups)
 
-  def step(self, groups: Sequence[Any], shared: Sequence[Any], per: Sequence[Any]) -> tuple[list[Any], Any]:
-    """One step of every candidate. `per` arrays have a leading axis of size N. Returns (groups, metrics (N,...))."""
+  def step(self, groups: Sequence[Any], shared: Sequence[Any], per: Sequence[Any],
+           active: np.ndarray | None = None) -> tuple[list[Any], Any]:
+    """One step of every candidate. `per` arrays have a leading axis of size N. Returns (groups, metrics (N,...)).
+
+    With `active` (N,) bool, inactive candidates keep their state: a loop skips them; a vmapped chunk with no
+    active candidate is skipped, otherwise its inactive members' new state is discarded inside the same
+    program (no retrace). Metrics of skipped candidates are NaN.
+    """
     if len(shared) != self.n_shared:
       raise ValueError(f"engine built for {self.n_shared} shared arguments, got {len(shared)}")
-    new_groups, metrics = [], []
+    active = np.ones(self.n, bool) if active is None else np.asarray(active, bool)
+    new_groups, metrics, skipped = [], [], []
     for g, (start, stop) in enumerate(self.bounds):
-      part = [p[start] if self.strategy == "loop" else p[start:stop] for p in per]
+      if not active[start:stop].any():
+        new_groups.append(groups[g])
+        metrics.append(None)
+        skipped.append(g)
+        continue
+      loop = self.strategy == "loop"
+      part = [p[start] if loop else p[start:stop] for p in per] + ([] if loop else [active[start:stop]])
       part = self._place(part, g)
       state, m = self._fn(groups[g], tuple(shared), tuple(part))
       new_groups.append(state)
       metrics.append(m)
+    done = next((m for m in metrics if m is not None), None)
+    if done is None:
+      return new_groups, None
+    for g in skipped:
+      size = self.bounds[g][1] - self.bounds[g][0]
+      metrics[g] = jax.tree.map(lambda m: jnp.full(m.shape if self.strategy == "loop" else (size,) + m.shape[1:],
+                                                   jnp.nan, jnp.result_type(m, jnp.float32)), done)
     if self.strategy == "loop":
       metrics = jax.device_put(metrics, self.devices[0])  # gather per-device metrics (async copy).
       return new_groups, jax.tree.map(lambda *xs: jnp.stack(xs), *metrics)
     return new_groups, jax.tree.map(lambda *xs: jnp.concatenate(xs), *metrics)
+
+
+_COMPILED: dict[tuple[Any, str, bool], Callable[..., Any]] = {}
+
+
+def compiled(step: Callable[..., tuple[Any, Any]], strategy: str, donate: bool = True) -> Callable[..., Any]:
+  """The jitted program of `step` under `strategy`, built once per step function (engines over the same step
+  share it: no recompile per engine, rotation or strategy probe). vmap programs take a trailing (chunk,) bool
+  `active` per-candidate argument and keep inactive candidates' state."""
+  key = (step, strategy, donate)
+  fn = _COMPILED.get(key)
+  if fn is not None:
+    return fn
+  if strategy == "vmap":
+    def packed(state, shared, per):
+      *per, active = per
+      new, metrics = jax.vmap(lambda st, p, a: _masked(step(st, *shared, *p), st, a), in_axes=(0, 0, 0))(
+          state, tuple(per), active)
+      return new, metrics
+  else:
+    packed = lambda state, shared, per: step(state, *shared, *per)
+  fn = _COMPILED[key] = jax.jit(packed, donate_argnums=0 if donate else ())
+  return fn
+
+
+def _masked(out: tuple[Any, Any], old: Any, active: jax.Array) -> tuple[Any, Any]:
+  new, metrics = out
+  return jax.tree.map(lambda n, o: jnp.where(active, n, o), new, old), metrics
+
+
+def plan_memory(step: Callable[..., tuple[Any, Any]], n: int, stacked: Any, shared: Sequence[Any],
+                per: Sequence[Any], config: EngineConfig, *, what: str = "step"
+                ) -> tuple[EngineConfig, dict[str, Any] | None]:
+  """`config` with its vmap chunk bounded by `config.memory_limit` (see `jaxbp.train.memory`), and the plan.
+
+  Raises `MemoryBudgetError` before any training when a single candidate does not fit.
+  """
+  if config.memory_limit is None:
+    return config, None
+  budget = memory.plan(compiled(step, "loop"), memory.first(stacked), shared, [p[0] for p in per], n,
+                       config.memory_limit, what=what)
+  chunk = budget.chunk_size if config.chunk_size is None else min(config.chunk_size, budget.chunk_size)
+  return dataclasses.replace(config, chunk_size=chunk), dataclasses.asdict(budget)
 
 
 def time_strategies(step: Callable[..., tuple[Any, Any]], n: int, stacked: Any, shared: Sequence[Any],
@@ -124,7 +192,9 @@ def time_strategies(step: Callable[..., tuple[Any, Any]], n: int, stacked: Any, 
                     steps: int = 2) -> dict[str, float]:
   """Seconds per step of every candidate, {"vmap": s, "loop": s}, each after one compiling step.
 
-  Runs on copies of the host-side stacked state `stacked`: the caller's state is not changed.
+  Runs on copies of the host-side stacked state `stacked`: the caller's state is not changed. The programs
+  are the engine's cached ones (`compiled`), so the strategy chosen afterwards compiles nothing new; vmap runs
+  in chunks of `config.chunk_size` (set it from the memory budget first: timing must fit too).
   """
   out = {}
   for strategy in ("vmap", "loop"):
@@ -143,17 +213,21 @@ def time_strategies(step: Callable[..., tuple[Any, Any]], n: int, stacked: Any, 
 def resolve_auto(step: Callable[..., tuple[Any, Any]], n: int, stacked: Any, shared: Sequence[Any],
                  per: Sequence[Any], config: EngineConfig = EngineConfig(), *, n_shared: int = 2
                  ) -> tuple[EngineConfig, dict[str, Any]]:
-  """(config with "auto" replaced by a concrete strategy, a JSON-able record of why).
+  """(config with "auto" replaced by a concrete strategy and the vmap chunk fitted to the memory limit, a
+  JSON-able record of why).
 
   vmap on accelerators and for a single candidate; on CPU the faster of vmap and loop by `time_strategies`.
   """
   config.resolved_strategy()  # validates the name
+  config, budget = plan_memory(step, n, stacked, shared, per, config)
+  extra = {"memory": budget} if budget else {}
   if config.strategy != "auto":
-    return config, {"strategy": config.strategy, "chosen_by": "config"}
+    return config, {"strategy": config.strategy, "chosen_by": "config", **extra}
   backend = jax.default_backend()
   if backend != "cpu" or n == 1:
-    return dataclasses.replace(config, strategy="vmap"), {"strategy": "vmap", "chosen_by": f"auto ({backend}, n={n})"}
+    return dataclasses.replace(config, strategy="vmap"), {"strategy": "vmap", "chosen_by": f"auto ({backend}, n={n})",
+                                                          **extra}
   seconds = time_strategies(step, n, stacked, shared, per, config, n_shared=n_shared)
   best = min(seconds, key=seconds.get)
   return dataclasses.replace(config, strategy=best), {"strategy": best, "chosen_by": "auto (measured on cpu)",
-                                                      "seconds_per_step": seconds, "candidates": n}
+                                                      "seconds_per_step": seconds, "candidates": n, **extra}

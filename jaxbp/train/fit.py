@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
+from collections.abc import Hashable
 from typing import Any
 
 import flax.linen as nn
@@ -13,7 +15,8 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from jaxbp.data.batching import batches
+from jaxbp.data.batching import batches, padded_batches
+from jaxbp.train import programs
 from jaxbp.train.recalibrate import recalibrate_batch_stats
 from jaxbp.train.state import create_state
 from jaxbp.train.steps import make_eval_step, make_train_step
@@ -54,10 +57,48 @@ class FitResult:
   seconds: float
 
 
+# Collections a training forward pass does not update from the batch's contents, or (batch_stats) updates
+# through BatchNorm, which `apply_model` masks. Others (e.g. quantizer calibration) would see the padding.
+PAD_SAFE_COLLECTIONS = ("params", "batch_stats", "arch", "nas_state", "gates")
+
+
+def _supports_padding(variables: dict[str, Any]) -> bool:
+  """Whether padded, masked batches train `variables` exactly as the unpadded batches would."""
+  return all(k in PAD_SAFE_COLLECTIONS for k in variables)
+
+
+def train_batches(split: dict[str, np.ndarray], batch_size: int, seed: int, variables: dict[str, Any]):
+  """The epoch's training batches: one shape (padded + masked) where that is exact, else plain."""
+  if _supports_padding(variables):
+    return padded_batches(split, batch_size, seed=seed)
+  return batches(split, batch_size, seed=seed)
+
+
+def optimizer(config: FitConfig) -> tuple[optax.GradientTransformation, Hashable]:
+  """The protocol's Adam and the key that identifies it among cached programs."""
+  return _adam(config.learning_rate), ("adam", config.learning_rate)
+
+
+@functools.lru_cache(maxsize=None)
+def _adam(learning_rate: float) -> optax.GradientTransformation:
+  return optax.adam(learning_rate)
+
+
+def train_program(model: nn.Module, tx: optax.GradientTransformation, tx_key: Hashable, task: str):
+  """The jitted train step of (model, optimizer, task), compiled once per process (`programs.cached_jit`)."""
+  return programs.cached_jit(("train", model, tx_key, task), lambda: make_train_step(model, tx, task),
+                             donate_argnums=0)
+
+
+def eval_program(model: nn.Module, task: str):
+  """The jitted eval step of (model, task): (pred, masked SSE, count)."""
+  return programs.cached_jit(("eval", model, task), lambda: make_eval_step(model, task))
+
+
 def evaluate_mse(eval_step, variables: dict[str, Any], split: dict[str, np.ndarray], batch_size: int) -> float:
-  """Mean squared error over every target element of `split` (normalized units)."""
+  """Mean squared error over every target element of `split` (normalized units); padded batches."""
   sse, count = 0.0, 0.0
-  for batch in batches(split, batch_size):
+  for batch in padded_batches(split, batch_size):
     _, s, n = eval_step(variables, batch)
     sse, count = sse + float(s), count + float(n)
   return sse / count
@@ -66,22 +107,30 @@ def evaluate_mse(eval_step, variables: dict[str, Any], split: dict[str, np.ndarr
 def predict(model: nn.Module, variables: dict[str, Any], split: dict[str, np.ndarray], batch_size: int = 256,
             task: str = "regression") -> np.ndarray:
   """Eval-mode outputs for every window of `split`, in order: (N, 2) or (N, L, 1)."""
-  eval_step = jax.jit(make_eval_step(model, task))
-  return np.concatenate([np.asarray(eval_step(variables, b)[0]) for b in batches(split, batch_size)])
+  eval_step = eval_program(model, task)
+  outs = []
+  for b in padded_batches(split, batch_size):
+    outs.append(np.asarray(eval_step(variables, b)[0])[b["mask"] > 0])
+  return np.concatenate(outs)
 
 
 def fit(model: nn.Module, variables: dict[str, Any], train: dict[str, np.ndarray], val: dict[str, np.ndarray],
         config: FitConfig, *, task: str, seed: int, desc: str = "train",
-        tx: optax.GradientTransformation | None = None) -> FitResult:
+        tx: optax.GradientTransformation | None = None, tx_key: Hashable | None = None) -> FitResult:
   """Trains `variables` of `model` on `train` under the benchmark's protocol; returns the best on `val`.
 
   Shuffling is seeded by (seed, epoch); dropout keys are `fold_in(key(seed), step)`. `tx` replaces the
-  protocol's Adam(`config.learning_rate`) (e.g. a separate optimizer for quantizer thresholds).
+  protocol's Adam(`config.learning_rate`) (e.g. a separate optimizer for quantizer thresholds); give a hashable
+  `tx_key` describing it so that later fits with an equal optimizer reuse the compiled step (without one, the
+  `tx` object itself is the key). Steps are compiled once per (model, optimizer, task) and process.
   """
-  tx = optax.adam(config.learning_rate) if tx is None else tx
+  if tx is None:
+    tx, tx_key = optimizer(config)
+  elif tx_key is None:
+    tx_key = ("object", tx)
   state = create_state(variables, tx)
-  train_step = jax.jit(make_train_step(model, tx, task), donate_argnums=0)
-  eval_step = jax.jit(make_eval_step(model, task))
+  train_step = train_program(model, tx, tx_key, task)
+  eval_step = eval_program(model, task)
   key = jax.random.key(seed)
   best = (np.inf, 0, jax.device_get(state.variables))
   history, bad, start = [], 0, time.perf_counter()
@@ -89,7 +138,7 @@ def fit(model: nn.Module, variables: dict[str, Any], train: dict[str, np.ndarray
   epoch = 0
   for epoch in bar:
     losses = []
-    for batch in batches(train, config.batch_size, seed=seed * 100_003 + epoch):
+    for batch in train_batches(train, config.batch_size, seed * 100_003 + epoch, variables):
       state, loss = train_step(state, batch, jax.random.fold_in(key, state.step))
       losses.append(loss)
     record = {"epoch": epoch, "train_mse": float(jnp.mean(jnp.stack(losses)))}

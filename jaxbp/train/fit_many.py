@@ -1,0 +1,148 @@
+"""The benchmark's protocol for N candidates at once, on the engine: one program for all of them.
+
+`fit_many` is `fit` for a stack of candidates that share a module (e.g. exported architectures as the supernet
+with frozen one-hot choices, `jaxbp.nas.choice` mode "frozen"): the same batches (seeded by (seed, epoch)),
+the same dropout keys `fold_in(key(seed), step)`, validation every `val_every` epochs, early stopping after
+`patience` validations without improvement and the best weights restored, per candidate. A stopped candidate
+is masked (the loop skips it, a vmapped chunk keeps its state), never retraced. Each candidate's result equals
+`fit` of that candidate alone, to float rounding.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import numpy as np
+import optax
+from tqdm.auto import tqdm
+
+from jaxbp.data.batching import padded_batches
+from jaxbp.train import programs
+from jaxbp.train.engine import Engine, EngineConfig, resolve_auto
+from jaxbp.train.fit import FitConfig, FitResult, optimizer, train_batches
+from jaxbp.train.state import TrainState, create_state
+from jaxbp.train.steps import make_eval_step, make_train_step
+
+
+def _train_fn(model: nn.Module, tx: optax.GradientTransformation, tx_key: Any, task: str):
+  return programs.cached_function(("train_fn", model, tx_key, task), lambda: make_train_step(model, tx, task))
+
+
+def _eval_fn(model: nn.Module, task: str, with_pred: bool):
+  """An engine step over a TrainState that leaves it unchanged: metrics (sse, n) (and pred)."""
+
+  def build():
+    ev = make_eval_step(model, task)
+
+    def step(state: TrainState, batch):
+      pred, sse, n = ev(state.variables, batch)
+      return state, ((pred, sse, n) if with_pred else (sse, n))
+
+    return step
+
+  return programs.cached_function(("eval_fn", model, task, with_pred), build)
+
+
+def init_states(stacked_variables: dict[str, Any], tx: optax.GradientTransformation) -> TrainState:
+  """Stacked (N, ...) TrainStates from stacked variables (host arrays)."""
+  return jax.device_get(jax.vmap(lambda v: create_state(v, tx))(stacked_variables))
+
+
+def evaluate_many(engine: Engine, groups, split: dict[str, np.ndarray], batch_size: int,
+                  active: np.ndarray | None = None) -> np.ndarray:
+  """Per-candidate mean squared error (N,) over `split` (NaN for inactive candidates)."""
+  sse, count = 0.0, 0.0
+  for batch in padded_batches(split, batch_size):
+    _, m = engine.step(groups, (batch,), (), active)
+    s, c = jax.device_get(m)
+    sse, count = sse + np.asarray(s, np.float64), count + np.asarray(c, np.float64)
+  return sse / count
+
+
+def predict_many(model: nn.Module, stacked_variables: dict[str, Any], split: dict[str, np.ndarray],
+                 batch_size: int, task: str, engine: EngineConfig = EngineConfig(strategy="vmap")) -> np.ndarray:
+  """Eval-mode outputs (N_candidates, N_windows, ...) of every candidate for every window of `split`."""
+  n = jax.tree.leaves(stacked_variables)[0].shape[0]
+  states = TrainState(step=np.zeros(n, np.int32), params=stacked_variables["params"], opt_state=(),
+                      model_state={k: x for k, x in stacked_variables.items() if k != "params"})
+  if engine.strategy == "auto":
+    engine = EngineConfig("vmap", engine.chunk_size, engine.devices, engine.memory_limit)
+  eng = Engine(_eval_fn(model, task, True), n, engine, n_shared=1, donate=False)
+  groups = eng.groups(states)
+  outs = []
+  for b in padded_batches(split, batch_size):
+    _, (pred, _, _) = eng.step(groups, (b,), ())
+    outs.append(np.asarray(pred)[:, b["mask"] > 0])
+  return np.concatenate(outs, axis=1)
+
+
+def fit_many(model: nn.Module, stacked_variables: dict[str, Any], train: dict[str, np.ndarray],
+             val: dict[str, np.ndarray], config: FitConfig, *, task: str, seed: int,
+             engine: EngineConfig = EngineConfig(), desc: str = "train") -> tuple[list[FitResult], dict[str, Any]]:
+  """Trains N stacked candidates (leading axis of every leaf of `stacked_variables`) under the protocol.
+
+  Returns (one `FitResult` per candidate with its best variables as host arrays, the engine record: strategy,
+  why, memory plan). "auto" times vmap and loop on the candidates' own state and data (CPU) as the search does.
+  """
+  n = jax.tree.leaves(stacked_variables)[0].shape[0]
+  tx, tx_key = optimizer(config)
+  train_fn = _train_fn(model, tx, tx_key, task)
+  states = init_states(stacked_variables, tx)
+  key = jax.random.key(seed)
+  probe = next(iter(train_batches(train, config.batch_size, seed * 100_003 + 1, stacked_variables)))
+  probe_keys = jax.vmap(lambda _: jax.random.fold_in(key, 0))(np.arange(n))
+  engine_config, why = resolve_auto(train_fn, n, states, (probe,), (probe_keys,), engine, n_shared=1)
+  eng = Engine(train_fn, n, engine_config, n_shared=1)
+  ev = Engine(_eval_fn(model, task, False), n, engine_config, n_shared=1, donate=False)  # needs less memory
+  groups = eng.groups(states)
+  active = np.ones(n, bool)
+  best_mse, best_epoch, bad = np.full(n, np.inf), np.zeros(n, int), np.zeros(n, int)
+  best_vars: list[Any] = [None] * n
+  history: list[list[dict[str, float]]] = [[] for _ in range(n)]
+  epochs_run = np.zeros(n, int)
+  start, step = time.perf_counter(), 0
+  bar = tqdm(range(1, config.max_epochs + 1), desc=desc, disable=not config.progress, leave=False)
+  for epoch in bar:
+    losses = []
+    for batch in train_batches(train, config.batch_size, seed * 100_003 + epoch, stacked_variables):
+      k = jax.random.fold_in(key, step)
+      groups, loss = eng.step(groups, (batch,), (jax.vmap(lambda _: k)(np.arange(n)),), active)
+      losses.append(loss)
+      step += 1
+    losses = np.mean(np.stack(jax.device_get(losses)), axis=0)
+    epochs_run[active] = epoch
+    records = [{"epoch": epoch, "train_mse": float(losses[i])} for i in range(n)]
+    if epoch % config.val_every == 0 or epoch == config.max_epochs:
+      val_mse = evaluate_many(ev, groups, val, config.batch_size, active)
+      improved = active & (val_mse < best_mse)
+      if improved.any():
+        host = eng.stacked(groups)
+        for i in np.flatnonzero(improved):
+          best_vars[i] = jax.tree.map(lambda x, i=i: x[i], host.variables)
+      best_mse = np.where(improved, val_mse, best_mse)
+      best_epoch = np.where(improved, epoch, best_epoch)
+      bad = np.where(improved, 0, np.where(active, bad + 1, bad))
+      for i in np.flatnonzero(active):
+        records[i]["val_mse"] = float(val_mse[i])
+      bar.set_postfix(active=int(active.sum()), val=f"{np.nanmin(val_mse):.4f}")
+    for i in np.flatnonzero(active):
+      history[i].append(records[i])
+    active = active & (bad < config.patience)
+    if not active.any():
+      break
+  bar.close()
+  seconds = time.perf_counter() - start
+  if any(v is None for v in best_vars):  # never validated (max_epochs 0): the initial variables.
+    best_vars = [v if v is not None else jax.tree.map(lambda x, i=i: np.asarray(x[i]), stacked_variables)
+                 for i, v in enumerate(best_vars)]
+  results = [FitResult(variables=best_vars[i], best_epoch=int(best_epoch[i]), best_val_mse=float(best_mse[i]),
+                       epochs_run=int(epochs_run[i]), history=history[i], seconds=seconds) for i in range(n)]
+  return results, {**why, "strategy": engine_config.strategy}
+
+
+def unstack(tree: Any, n: int) -> Sequence[Any]:
+  """[tree[i] for i < n] of a stacked pytree."""
+  return [jax.tree.map(lambda x, i=i: x[i], tree) for i in range(n)]

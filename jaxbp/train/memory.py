@@ -1,0 +1,96 @@
+"""Memory as a budget: how many candidates one vmapped step may hold, from the compiled program's own figures.
+
+XLA reports, for a compiled program, the bytes of its arguments, outputs and temporaries. A vmapped chunk of
+c candidates needs about c times a single candidate's bytes (weights, optimizer state, activations and their
+gradients all carry the candidate axis; the shared batch is counted once per candidate, conservatively), so
+the chunk size is limit // bytes_per_candidate. The single-candidate program is the loop strategy's, which the
+engine needs anyway (`jaxbp.train.engine.compiled`), so measuring costs no extra compilation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import resource
+from typing import Any, Callable, Sequence
+
+import jax
+
+DEFAULT_FRACTION = 0.6  # of physical memory: leaves room for the host process, data and XLA's own caches.
+
+
+class MemoryBudgetError(RuntimeError):
+  """A step does not fit the memory limit even for one candidate."""
+
+
+def physical_memory() -> int:
+  """Bytes of RAM of this machine (cgroup limit where one is set and smaller)."""
+  total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+  for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+    try:
+      text = open(path).read().strip()
+    except OSError:
+      continue
+    if text.isdigit():
+      total = min(total, int(text))
+  return total
+
+
+def default_limit() -> int:
+  """The default `--memory-limit`: a safe fraction of physical memory (bytes)."""
+  return int(DEFAULT_FRACTION * physical_memory())
+
+
+def parse_size(text: str) -> int:
+  """'8G', '512M', '0.5T' or plain bytes -> bytes."""
+  units = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+  t = text.strip().upper().removesuffix("B")
+  try:
+    return int(float(t[:-1]) * units[t[-1]]) if t and t[-1] in units else int(float(t))
+  except (ValueError, IndexError):
+    raise ValueError(f"memory size {text!r}: expected bytes or a number with K/M/G/T, e.g. 8G") from None
+
+
+def peak_rss() -> int:
+  """Peak resident memory of this process so far (bytes)."""
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+  """The memory plan of a many-candidate step (JSON-able via `dataclasses.asdict`)."""
+
+  bytes_per_candidate: int
+  limit: int
+  chunk_size: int
+  candidates: int
+
+
+def step_bytes(fn: Callable[..., Any], *args: Any) -> int:
+  """Arguments + outputs + temporaries (bytes) of the compiled `fn(*args)` (`fn` jitted)."""
+  mem = fn.lower(*args).compile().memory_analysis()
+  if mem is None:  # a backend that reports nothing: no basis for a plan.
+    return 0
+  return int(mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes
+             - mem.alias_size_in_bytes)
+
+
+def plan(single_program: Callable[..., Any], state_one: Any, shared: Sequence[Any], per_one: Sequence[Any],
+         n: int, limit: int, *, what: str = "step") -> Budget:
+  """How many of `n` candidates fit `limit` bytes at once, from one candidate's compiled program.
+
+  Raises `MemoryBudgetError` (naming the batch shapes, candidates and the estimate) when one does not fit.
+  """
+  per = step_bytes(single_program, state_one, tuple(shared), tuple(per_one))
+  if per > limit:
+    shapes = {k: tuple(v.shape) for b in shared if isinstance(b, dict) for k, v in b.items()}
+    raise MemoryBudgetError(
+        f"{what}: one candidate needs ~{per / 2**30:.2f} GiB (batch {shapes}) but the memory limit is "
+        f"{limit / 2**30:.2f} GiB for {n} candidates; lower --batch-size or raise --memory-limit")
+  chunk = n if per == 0 else max(1, min(n, limit // per))
+  return Budget(bytes_per_candidate=per, limit=limit, chunk_size=chunk, candidates=n)
+
+
+def first(tree: Any) -> Any:
+  """Candidate 0 of a stacked (N, ...) pytree."""
+  return jax.tree.map(lambda x: x[0], tree)
