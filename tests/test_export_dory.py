@@ -13,7 +13,7 @@ import pytest
 from jaxbp import integerize as I
 from jaxbp.export.bundle import export_graph
 from jaxbp.export.dory import DoryUnsupportedError, evaluate, lower, problems, to_dory_model
-from jaxbp.export.dory.app import run_dory, write_dory_dir
+from jaxbp.export.dory.app import choose_optional, run_dory, write_dory_dir
 from jaxbp.integerize.builder import GraphBuilder, Quant
 
 DORY = Path(__file__).resolve().parents[2] / "shared" / "dory"
@@ -142,6 +142,18 @@ def test_checksum_files_are_the_interpreters_layer_outputs(tmp_path):
     np.testing.assert_array_equal(got, env[node.output][0].reshape(-1))  # channels last
   np.testing.assert_array_equal(np.loadtxt(tmp_path / "input.txt", dtype=np.int64), example.reshape(-1) & 0xFF)
   assert json.loads((tmp_path / "dory_config.json").read_text())["onnx_file"] == "network.onnx"
+
+
+def test_kernel_library_is_pulp_nn_only_for_unsigned_8_bit_networks(tmp_path):
+  rng = np.random.default_rng(3)
+  b = GraphBuilder()
+  x = b.input("x", (8, 8, 8), Quant(8, False, 0.02))
+  h = b.conv("c", x, *_w(rng, (16, 3, 3, 8)), w_bits=8, padding=1, out=Quant(8, False, 0.05))
+  h = b.maxpool("mp", h, 2)
+  h = b.global_avgpool("gap", h, Quant(8, False, 0.05))
+  y = b.linear("fc", h, *_w(rng, (4, 16)), w_bits=8, bias=rng.normal(size=4))
+  assert choose_optional(to_dory_model(b.build([y]))[1]) == "8bit"
+  assert choose_optional(to_dory_model(_resnet_like(rng))[1]) == "mixed-sw"  # signed input, adds
 
 
 def _dory_missing() -> str | None:

@@ -144,7 +144,7 @@ def _layers(tiled: pathlib.Path, src: pathlib.Path, config: dict[str, Any]) -> l
   return out
 
 
-_CALL = re.compile(r"\b(x?pulp_nn_[a-z0-9_]+)\s*\(")
+_CALL = re.compile(r"\b(x?pulp_nn_[A-Za-z0-9_]+)\s*\(")
 
 
 def _kernel(path: pathlib.Path) -> str | None:
