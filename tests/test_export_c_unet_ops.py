@@ -47,7 +47,8 @@ def _quant(draw, bits: int | None = None, magnitude: float | None = None) -> Qua
   narrow = signed and draw(st.booleans())
   if magnitude is None:
     return Quant(bits, signed, 2.0 ** draw(st.floats(-6, 0)), narrow)
-  return Quant(bits, signed, magnitude * 2.0 ** draw(st.floats(-1.5, 1.5)) / 2 ** (bits - signed), narrow)
+  # Computed outputs are on the kernels' full signed grid (narrow grids only for inputs).
+  return Quant(bits, signed, magnitude * 2.0 ** draw(st.floats(-1.5, 1.5)) / 2 ** (bits - signed))
 
 
 def _mag(q: Quant | I.TensorSpec) -> float:

@@ -48,7 +48,7 @@ def _magnitude(q: Quant) -> float:
 def _out_quant(draw, channels: int, magnitude: float) -> Quant:
   """An output grid covering `magnitude` up to a random factor (some clipping, some slack)."""
   q = _quant(draw, channels, 1.0)
-  return Quant(q.bits, q.signed, magnitude * 2.0 ** draw(st.floats(-1.5, 1.5)) / 2 ** (q.bits - q.signed), q.narrow)
+  return Quant(q.bits, q.signed, magnitude * 2.0 ** draw(st.floats(-1.5, 1.5)) / 2 ** (q.bits - q.signed))
 
 
 def _norm_params(draw, channels: int, rng: np.random.Generator):

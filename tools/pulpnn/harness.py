@@ -65,6 +65,8 @@ KNOWN_BUGS = {
                           "padding 0 or k//2, input wider than the kernel, stride 1, or 2 with that width rule",
     "co_parallel": "PULP-NN's pointwise_Co_parallel (not called by DORY) disagreed from the second output row on "
                    "(not characterized)",
+    "linear_w2": "PULP-NN-mixed linear_*_*_i2 (2-bit weights) with an input length that is not a multiple of 16: "
+                 "the leftover-input loop gets wrong results (seen: i8 input with 24, u8 input with 40)",
     "pointwise_odd": "PULP-NN-mixed pointwise (not called by DORY, which runs 1x1 convs on the conv kernels) with "
                      "2/4-bit inputs and an odd output width: the leftover column addresses its input pixel as "
                      "pIn + i_out_x·ch_in (values) instead of ·ch_in_r (bytes); it also mismatched with signed 8-bit "
@@ -308,7 +310,7 @@ def random_case(rng: np.random.Generator, kind: str, lib: str, *, n: int = 2) ->
   variant = ""
   t_in2 = None
   if kind in ("linear", "linear_i32"):
-    cin, cout = pick([8, 16, 24, 32]), pick([4, 8, 12, 16])
+    cin, cout = pick([8, 16, 24, 32] if w_bits > 2 else [16, 32]), pick([4, 8, 12, 16])  # KNOWN_BUGS: linear_w2
     x = b.input("x", (cin,), q_in)
     wt, sw = I.quantize_weight(rng.normal(size=(cout, cin)), w_bits)
     bias = rng.normal(size=cout) * x_mag if rng.integers(2) else None
