@@ -215,4 +215,4 @@ def test_report_is_self_contained_with_tables_and_plots(tmp_path):
   assert html.count("data:image/png;base64,") == 2 and "o.o.m." in html and "Random Forest" in html
   srcs = re.findall(r"(?:src|href)=['\"]([^'\"]+)", html)
   assert srcs and all(s.startswith("data:") for s in srcs)
-  assert '"epochs": 6' in html and "search_rotation_0_s" in html
+  assert '&quot;epochs&quot;: 6' in html and "search_rotation_0_s" in html
