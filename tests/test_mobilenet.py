@@ -32,7 +32,7 @@ def test_v2_channels_rounding_and_residuals():
   assert [l.cout for l in quarter.layers() if l.name.endswith("/project")][:4] == [8, 8, 8, 8]
   assert quarter.layer("conv0").cout == 8 and quarter.layer("conv_last").cout == 1280
   assert quarter.layer("block1/add").residual == "conv0"  # 8 == 8 channels at stride 1: a residual, as the reference.
-  assert make_divisible(32 * 0.35) == 16 and make_divisible(0.75 * 24) == 24 and make_divisible(19) == 24  # 16 < 0.9·19
+  assert make_divisible(32 * 0.35) == 16 and make_divisible(0.75 * 24) == 24 and make_divisible(19) == 24
 
 
 def test_published_parameter_and_mac_counts():
