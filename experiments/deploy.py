@@ -157,6 +157,7 @@ def main(argv=None) -> int:
       res, sizes, source = _classic(kind, folds, spec, data_dir, out, rotations, seed=0)
       rows += study.classic_rows(kind, res, sizes, source)
       timings[f"{kind}_s"] = time.perf_counter() - t
+  failures = []
   for m in chosen:
     t = time.perf_counter()
     summaries, dirs = [], []
@@ -164,7 +165,12 @@ def main(argv=None) -> int:
       rdir = out / m.id / f"rotation_{k}"
       split = make_rotation(folds, spec, k, scalers)
       export = hook if (args.export_all_rotations or k == rotations[0]) else None
-      s = study.deploy_rotation(m, k, split, scalers, spec.window, config, rdir, on_graph=export)
+      try:
+        s = study.deploy_rotation(m, k, split, scalers, spec.window, config, rdir, on_graph=export)
+      except (GraphError, ValueError) as e:  # e.g. a requant the integer kernels cannot express
+        failures.append(f"{m.id} rotation {k} not deployed: {e}")
+        print(f"error: {failures[-1]}", file=sys.stderr, flush=True)
+        break
       print(f"{m.id} rotation {k}: float {s['mae']['float']['sbp']:.2f}/{s['mae']['float']['dbp']:.2f}, "
             f"int8 {s['mae']['int8']['sbp']:.2f}/{s['mae']['int8']['dbp']:.2f} mmHg, {s['int8_bytes']['total']} B, "
             f"{'fits' if s['deploy']['fits'] else 'o.o.m.'} {s['deploy']['latency_ms']:.3f} ms "
@@ -172,6 +178,8 @@ def main(argv=None) -> int:
                                                     f", export bit-exact {s['export']['bit_exact']}"), flush=True)
       summaries.append(s)
       dirs.append(rdir)
+    if len(summaries) < len(rotations):
+      continue
     stage = {st: study.load_results(dirs, rotations, st) for st in ("float", "int8")}
     rows += study.model_rows(m, summaries, stage)
     timings[f"{m.id}_s"] = time.perf_counter() - t
@@ -180,7 +188,7 @@ def main(argv=None) -> int:
            f"{config.float_fit.patience}); QAT: max {config.qat_fit.max_epochs} epochs (patience "
            f"{config.qat_fit.patience}, lr {config.qat_fit.learning_rate:g})",
            "int8 size: weights at 8 bit + int32 biases; latency/energy: mean over rotations (a NAS model's "
-           "ops may differ per rotation); " + ("L2 + L3" if args.l3 else "L2 only: o.o.m. = does not fit L2")]
+           "ops may differ per rotation); " + ("L2 + L3" if args.l3 else "L2 only: o.o.m. = does not fit L2")] + failures
   table = study.study_table(rows, dataset=spec.name, platform=p.name, freq_mhz=args.freq_mhz or p.freq_mhz,
                             notes=notes)
   table["timings"] = {**timings, "wall_s": time.perf_counter() - t0}

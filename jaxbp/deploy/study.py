@@ -202,7 +202,7 @@ def deploy_rotation(model: StudyModel, rotation: int, split: Mapping[str, Any], 
   tw = twin(cfg, config.policy)
   qpath = rdir / "int8.msgpack"
   if qpath.exists():
-    qvars = pipeline.load_variables(qpath)
+    qvars = pipeline.floor_ranges(pipeline.load_variables(qpath))
   else:
     t = time.perf_counter()
     tw, qvars = pipeline.quantize(cfg, fvars, split["train"], config.policy, batch_size=config.qat_fit.batch_size,

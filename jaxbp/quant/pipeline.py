@@ -49,7 +49,26 @@ def quantize(config: ModelConfig, float_variables: dict[str, Any], train: dict[s
   tw = twin(config, policy)
   variables = from_float(tw, float_variables, train["x"].shape[1])
   xs = [b["x"] for _, b in zip(range(calibration_batches), batches(train, batch_size, seed=seed))]
-  return tw, calibrate(tw, variables, xs)
+  return tw, floor_ranges(calibrate(tw, variables, xs))
+
+
+# Activations are O(1) here (z-scored inputs, min-max scaled targets): a smaller calibrated range is a dead
+# ReLU, whose grid would make the integer requant multiplier overflow int32 (and PACT can push α below 0).
+MIN_RANGE = 1e-2
+
+
+def floor_ranges(variables: dict[str, Any], floor: float = MIN_RANGE) -> dict[str, Any]:
+  """Every quantizer's PACT α (or TQT 2^log2_t) raised to at least `floor`; unchanged elsewhere."""
+  def fix(path, x):
+    if len(path) < 2 or getattr(path[-2], "key", None) != "q":
+      return x
+    key = getattr(path[-1], "key", None)
+    if key == "alpha":
+      return jax.numpy.maximum(x, floor)
+    if key == "log2_t":
+      return jax.numpy.maximum(x, np.log2(floor))
+    return x
+  return {**variables, "params": jax.tree_util.tree_map_with_path(fix, variables["params"])}
 
 
 def qat_optimizer(params: dict[str, Any], learning_rate: float, threshold_lr: float | None = None
@@ -70,7 +89,7 @@ def qat(tw: QuantTwin, variables: dict[str, Any], split: dict[str, Any], fit_con
   tx = qat_optimizer(variables["params"], fit_config.learning_rate, threshold_lr)
   res = fit(tw, variables, split["train"], split["val"], fit_config, task=task, seed=seed * 10 + rotation + 7,
             desc=f"QAT rotation {rotation}", tx=tx)
-  return res.variables, res
+  return floor_ranges(res.variables), res
 
 
 def rotation_result(model, variables: dict[str, Any], split: dict[str, Any], scalers: Scalers, *, task: str,
