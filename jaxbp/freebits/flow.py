@@ -244,7 +244,11 @@ def search(out: Path, task: FlowTask, params: dict[str, Any], fc: FlowConfig, va
   d = Path(out) / "search" / tag
   done = d / "candidates.json"
   if done.exists():
-    return _read(done)
+    result = _read(done)
+    if [c["lambda"] for c in result["candidates"]] != list(fc.lambdas):
+      raise ValueError(f"{done}: searched for λ {[c['lambda'] for c in result['candidates']]}, not {list(fc.lambdas)}; "
+                       f"use another output folder")
+    return result
   tw = twin(task.config, _policy(variant == "locked"))
   shapes = bit_shapes(tw, task.window)
   reg = bb_latency_cost(task.config, task.window, platform) if cost == "latency" else None
