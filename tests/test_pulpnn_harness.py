@@ -35,7 +35,7 @@ FAST = [("conv", "pulp-nn-mixed"), ("depthwise", "pulp-nn-mixed"), ("pointwise",
         ("maxpool", "pulp-nn-mixed"), ("conv", "pulp-nn"), ("avgpool", "pulp-nn"), ("linear_i32", "pulp-nn")]
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                  HealthCheck.too_slow])
 @given(which=st.sampled_from(FAST), seed=st.integers(0, 2 ** 32 - 1))
 def test_random_layers_bit_exact_with_the_kernels(kernels, arena, which, seed):

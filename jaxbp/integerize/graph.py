@@ -38,7 +38,8 @@ class TensorSpec:
     scale: the quantum: real value = scale * integer value (> 0); a 32-bit accumulator tensor may have one
       scale per channel (a tuple), e.g. the raw output of a linear layer with per-channel weight scales.
     narrow: a signed symmetric grid [-(2^(b-1)-1), 2^(b-1)-1] (no lone -2^(b-1) level), as symmetric
-      fake-quantizers produce; clipping to it is part of the requant.
+      fake-quantizers produce. Only graph inputs (and the pass-through ops reading them) may be narrow: computed
+      outputs clip to the full grid, as PULP-NN's kernels do (`ops.validate_graph`).
   """
 
   shape: tuple[int, ...]

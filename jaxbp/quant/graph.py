@@ -13,7 +13,8 @@ Ops and their integer meaning (ACC = int32 accumulator, requant = `Y = clip((k_c
   conv / dense   ACC = Σ X·W + B (B int32 on ε_x·ε_w), folded BN; optional ReLU; requant to `out`.
   affine         per-channel scale/shift (a BatchNorm with no conv before it) + ReLU → requant per channel.
   mean           mean over time, requant (the sum times 1/L) to `out`.
-  add            both inputs requantized to `out` (common quantum) and added.
+  add            as PULP-NN: each input requantized onto an intermediate quantum and clipped to its 8-bit grid,
+                 summed, then requantized to `out` (`qlayers.pulp_add`, `jaxbp.integerize.ops`).
   mul            x · gate (gate broadcast over time) → requant to `out`.
   sigmoid        a lookup table from the signed 8-bit input codes to the fixed unsigned 8-bit grid (scale 1/255).
   maxpool        zero-pad ((w-1)//2 left, rest right) and max-pool w/w; grid preserved.
