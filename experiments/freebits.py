@@ -45,6 +45,8 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--platform", nargs="+", default=["gap8", "xpulpnn-v2"], choices=sorted(PLATFORMS))
   p.add_argument("--rotation", type=int, default=0)
   p.add_argument("--lambdas", type=float, nargs="+", default=None)
+  p.add_argument("--latency-lambdas", type=float, nargs="+", default=None,
+                 help="λ of the latency-cost searches (default: --lambdas; latency needs larger ones)")
   p.add_argument("--variants", nargs="+", default=list(flow.VARIANTS), choices=flow.VARIANTS)
   p.add_argument("--search-cost", nargs="+", default=["bops"], choices=flow.SEARCH_COSTS,
                  help="Bayesian-Bits regularizer(s): E[BOPs] (the paper) and/or expected latency per platform")
@@ -73,6 +75,7 @@ def main(argv=None) -> dict:
   small = args.dataset is None or image
   fc = flow.FlowConfig(
       lambdas=tuple(args.lambdas or ((0.01, 0.1) if small else flow.FlowConfig.lambdas)),
+      latency_lambdas=tuple(args.latency_lambdas) if args.latency_lambdas else None,
       variants=tuple(args.variants), search_costs=tuple(args.search_cost), platforms=tuple(args.platform),
       float_epochs=args.float_epochs or (4 if small else 40), qat_epochs=args.qat_epochs or (2 if small else 6),
       search_epochs=args.search_epochs or (2 if small else 6),

@@ -70,6 +70,8 @@ class FlowConfig:
 
   Attributes:
     lambdas: Bayesian-Bits λ, searched all at once per variant and cost.
+    latency_lambdas: λ of the latency-cost searches (None: `lambdas`). The regularizer is normalized by its
+      full-precision value, and latency falls much less with bits than BOPs, so it needs larger λ.
     variants: "original" (independent weight/input gates) and/or "locked" (b_in = b_w).
     search_costs: "bops" (the paper) and/or "latency" (expected latency on each platform, beyond the paper).
     platforms: where free bits, simulation and the tables are done.
@@ -82,6 +84,7 @@ class FlowConfig:
   """
 
   lambdas: tuple[float, ...] = (0.01, 0.03, 0.1, 0.3)
+  latency_lambdas: tuple[float, ...] | None = None
   variants: tuple[str, ...] = VARIANTS
   search_costs: tuple[str, ...] = ("bops",)
   platforms: tuple[str, ...] = ("gap8", "xpulpnn-v2")
@@ -243,10 +246,11 @@ def search(out: Path, task: FlowTask, params: dict[str, Any], fc: FlowConfig, va
   tag = search_tag(variant, cost, platform)
   d = Path(out) / "search" / tag
   done = d / "candidates.json"
+  lambdas = tuple(fc.latency_lambdas) if cost == "latency" and fc.latency_lambdas else tuple(fc.lambdas)
   if done.exists():
     result = _read(done)
-    if [c["lambda"] for c in result["candidates"]] != list(fc.lambdas):
-      raise ValueError(f"{done}: searched for λ {[c['lambda'] for c in result['candidates']]}, not {list(fc.lambdas)}; "
+    if [c["lambda"] for c in result["candidates"]] != list(lambdas):
+      raise ValueError(f"{done}: searched for λ {[c['lambda'] for c in result['candidates']]}, not {list(lambdas)}; "
                        f"use another output folder")
     return result
   tw = twin(task.config, _policy(variant == "locked"))
@@ -254,12 +258,12 @@ def search(out: Path, task: FlowTask, params: dict[str, Any], fc: FlowConfig, va
   reg = bb_latency_cost(task.config, task.window, platform) if cost == "latency" else None
   cfg = BBSearchConfig(weight_lr=fc.weight_lr, gate_lr=fc.gate_lr, epochs=fc.search_epochs, batch_size=task.batch_size)
   t0 = time.perf_counter()
-  finals, history = bb_search(tw, start_variables(tw, params, task.window), task.split["train"], fc.lambdas, shapes,
+  finals, history = bb_search(tw, start_variables(tw, params, task.window), task.split["train"], lambdas, shapes,
                               cfg, engine=EngineConfig(strategy=fc.strategy), seed=fc.seed, task=task.kind, cost=reg)
   seconds = time.perf_counter() - t0
   d.mkdir(parents=True, exist_ok=True)
   cands = []
-  for i, (lam, v) in enumerate(zip(fc.lambdas, finals)):
+  for i, (lam, v) in enumerate(zip(lambdas, finals)):
     pipeline.save_variables(d / f"candidate_{i:02d}.msgpack", {"params": v["params"]})
     conf = bit_config(read_off(tw, v, task.window))
     cands.append({"name": f"{tag}/{i:02d}", "lambda": lam, "index": i,
