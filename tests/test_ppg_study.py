@@ -216,3 +216,17 @@ def test_report_is_self_contained_with_tables_and_plots(tmp_path):
   srcs = re.findall(r"(?:src|href)=['\"]([^'\"]+)", html)
   assert srcs and all(s.startswith("data:") for s in srcs)
   assert '&quot;epochs&quot;: 6' in html and "search_rotation_0_s" in html
+
+
+def test_floor_ranges_lifts_dead_quantizer_ranges_only():
+  from jaxbp.quant.pipeline import MIN_RANGE, floor_ranges
+
+  v = {"params": {"fc1": {"q": {"alpha": np.float32(-4.7e-4)}}, "fc2": {"q": {"alpha": np.float32(0.8)}},
+                  "tqt": {"q": {"log2_t": np.float32(-20.0)}}, "prelu": {"alpha": np.full(3, -0.5, np.float32)}},
+       "gates": {"g": 1}}
+  out = floor_ranges(v)
+  p = out["params"]
+  assert float(p["fc1"]["q"]["alpha"]) == pytest.approx(MIN_RANGE) and float(p["fc2"]["q"]["alpha"]) == pytest.approx(0.8)
+  assert float(p["tqt"]["q"]["log2_t"]) == pytest.approx(np.log2(MIN_RANGE))
+  np.testing.assert_array_equal(p["prelu"]["alpha"], -0.5)  # a PReLU slope is not a quantizer range
+  assert out["gates"] == {"g": 1}
