@@ -26,6 +26,7 @@ from jaxbp.hostdevices import expose_cpu_cores  # noqa: E402  (before jax is imp
 
 expose_cpu_cores()
 
+from jaxbp import runtime  # noqa: E402
 from jaxbp.deploy.platforms import PLATFORMS  # noqa: E402
 from jaxbp.freebits import flow  # noqa: E402
 from jaxbp.train.engine import STRATEGIES  # noqa: E402
@@ -67,6 +68,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> dict:
   args = parse_args(argv)
+  runtime.enable_compilation_cache()  # read-offs and evaluations of many configurations compile the same programs.
   image = args.model in IMAGE_MODELS
   if image and args.dataset not in (None, "digits"):
     print(f"error: --model {args.model}: the flow's image dataset is 'digits' (scikit-learn's, resized)",

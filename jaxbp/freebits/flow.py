@@ -45,6 +45,8 @@ from jaxbp.freebits.heuristic import BitPair, free_bits
 from jaxbp.freebits.latency_cost import bb_latency_cost, deploy_graph, homogeneous_config, model_latency_dict
 from jaxbp.freebits.study import explain
 from jaxbp.integerize.from_quant import integerize_twin
+from jaxbp.integerize.graph import load as load_graph
+from jaxbp.integerize.graph import save as save_graph
 from jaxbp.models.configs import ModelConfig
 from jaxbp.quant import BBConfig, QuantConfig, bit_config, bit_shapes, gate_layout, model_bytes, pipeline, read_off
 from jaxbp.quant.bayesian_bits import log_alpha_for_bits
@@ -417,10 +419,15 @@ def finetune(out: Path, task: FlowTask, rows: Sequence[Mapping[str, Any]], fc: F
 # ---- stage 5: integerize -> simulate -> export ------------------------------------------------------------------
 
 def integer_network(out: Path, task: FlowTask, cid: str):
-  """(integer graph, deploy network) of a fine-tuned configuration."""
-  tw = twin(task.config, _policy())
-  v = pipeline.load_variables(Path(out) / "finetune" / f"{cid}.msgpack")
-  graph = integerize_twin(tw, v, task.window, meta={"name": cid})
+  """(integer graph, deploy network) of a fine-tuned configuration (the graph cached in out/integer/<id>)."""
+  d = Path(out) / "integer" / cid
+  if (d / "graph.json").exists():
+    graph = load_graph(d)
+  else:
+    tw = twin(task.config, _policy())
+    v = pipeline.load_variables(Path(out) / "finetune" / f"{cid}.msgpack")
+    graph = integerize_twin(tw, v, task.window, meta={"name": cid})
+    save_graph(graph, d)
   return graph, to_network(graph, cid)
 
 
