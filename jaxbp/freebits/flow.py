@@ -418,16 +418,21 @@ def finetune(out: Path, task: FlowTask, rows: Sequence[Mapping[str, Any]], fc: F
 
 # ---- stage 5: integerize -> simulate -> export ------------------------------------------------------------------
 
-def integer_network(out: Path, task: FlowTask, cid: str):
-  """(integer graph, deploy network) of a fine-tuned configuration (the graph cached in out/integer/<id>)."""
+def integer_graph(out: Path, task: FlowTask, cid: str):
+  """The integer graph of a fine-tuned configuration (cached in out/integer/<id>)."""
   d = Path(out) / "integer" / cid
   if (d / "graph.json").exists():
-    graph = load_graph(d)
-  else:
-    tw = twin(task.config, _policy())
-    v = pipeline.load_variables(Path(out) / "finetune" / f"{cid}.msgpack")
-    graph = integerize_twin(tw, v, task.window, meta={"name": cid})
-    save_graph(graph, d)
+    return load_graph(d)
+  tw = twin(task.config, _policy())
+  v = pipeline.load_variables(Path(out) / "finetune" / f"{cid}.msgpack")
+  graph = integerize_twin(tw, v, task.window, meta={"name": cid})
+  save_graph(graph, d)
+  return graph
+
+
+def integer_network(out: Path, task: FlowTask, cid: str):
+  """(integer graph, deploy network) of a fine-tuned configuration."""
+  graph = integer_graph(out, task, cid)
   return graph, to_network(graph, cid)
 
 
@@ -459,7 +464,7 @@ def export_rows(out: Path, task: FlowTask, ids: Sequence[str]) -> dict[str, str]
     d = Path(out) / "export" / cid
     if not (d / "export.json").exists():
       try:
-        graph, _ = integer_network(out, task, cid)
+        graph = integer_graph(out, task, cid)
       except (ValueError, KeyError, TypeError, NotImplementedError) as e:
         done[cid] = f"not exported: integerize failed ({type(e).__name__}: {e})"[:300]
         continue
