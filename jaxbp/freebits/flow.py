@@ -640,7 +640,7 @@ def run(out: str | Path, task: FlowTask, fc: FlowConfig, *, init_from: Path | No
     if fc.export:
       picks = {b["fastest"] for b in tab["fastest_within_margin"] if b["fastest"]} | {"8-bit"}
       ids = [x["id"] for x in tab["rows"] if x["name"] in picks]
-      export_rows(out, task, ids)
+      _write(d / "exports.json", export_rows(out, task, ids))
     summary[p] = tab
     log(f"{p}: " + "; ".join(f"≤{b['margin_pct']:g}%: {b['fastest']}" for b in tab["fastest_within_margin"]))
   _write(out / "summary.json", {"platforms": summary, "seconds": time.perf_counter() - t0})
