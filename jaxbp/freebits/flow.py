@@ -448,9 +448,24 @@ def simulate_rows(out: Path, task: FlowTask, platform: str, rows: Sequence[Mappi
       _, net = integer_network(out, task, r["id"])
       source = "integer graph"
     except (ValueError, KeyError, TypeError, NotImplementedError) as e:  # e.g. no integerizer for the network
-      net = with_layer_bits(with_uniform_bits(deploy_graph(task.config, task.window), 8), r["config"])
       source = f"deploy zoo graph at the configuration's bits (integerize failed: {type(e).__name__}: {e})"[:300]
-    rep = simulate(net, p)
+      try:
+        net = with_layer_bits(with_uniform_bits(deploy_graph(task.config, task.window), 8), r["config"])
+      except ValueError as e2:
+        net = None
+        source = f"refused by the simulator: {e2}"[:300]
+    if net is None:
+      sim[r["id"]] = {"latency_ms": float("nan"), "cycles": float("nan"), "fits": False, "energy_mj": float("nan"),
+                      "simulated": source}
+      _write(path, sim)
+      continue
+    try:
+      rep = simulate(net, p)
+    except ValueError as e:  # the simulator refuses the configuration (e.g. a packing constraint): no latency.
+      sim[r["id"]] = {"latency_ms": float("nan"), "cycles": float("nan"), "fits": False, "energy_mj": float("nan"),
+                      "simulated": f"refused by the simulator: {e}"[:300]}
+      _write(path, sim)
+      continue
     sim[r["id"]] = {"latency_ms": rep.latency_ms, "cycles": rep.total_cycles, "fits": rep.fits,
                     "energy_mj": rep.energy_mj, "simulated": source}
     _write(path, sim)
@@ -490,7 +505,7 @@ def table(rows: Sequence[Mapping[str, Any]], tuned: Mapping[str, Mapping[str, An
                 "free_bits_of": r["free_bits_of"]})
   best = []
   for m in margins:
-    ok = [x for x in out if x["error"] <= e8 * (1 + m / 100.0)]
+    ok = [x for x in out if x["error"] <= e8 * (1 + m / 100.0) and np.isfinite(x["latency_ms"])]
     no_fb = [x for x in ok if x["free_bits_of"] is None]
     pick = lambda xs: min(xs, key=lambda x: (x["latency_ms"], x["error"]))["name"] if xs else None
     best.append({"margin_pct": m, "fastest": pick(ok), "fastest_without_free_bits": pick(no_fb)})
@@ -577,7 +592,8 @@ def dominated_fraction(a: Sequence[tuple[float, float]], b: Sequence[tuple[float
 def compare_fronts(tab: Mapping[str, Any], groups: Mapping[str, Callable[[Mapping[str, Any]], bool]]
                    ) -> dict[str, Any]:
   """Pareto fronts (latency %, error) of row groups, and how much of each front every other front dominates."""
-  fronts = {k: pareto([(x["latency_pct"], x["error"]) for x in tab["rows"] if sel(x)]) for k, sel in groups.items()}
+  fronts = {k: pareto([(x["latency_pct"], x["error"]) for x in tab["rows"] if sel(x) and np.isfinite(x["latency_pct"])])
+            for k, sel in groups.items()}
   cross = {f"{a} over {b}": dominated_fraction(fronts[a], fronts[b]) for a in fronts for b in fronts if a != b}
   return {"fronts": {k: [list(p) for p in v] for k, v in fronts.items()}, "dominated_fraction": cross}
 
