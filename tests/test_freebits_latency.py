@@ -1,5 +1,7 @@
 """Latency-aware costs from the simulator's tables, and the no-training Free Bits latency study."""
 
+import json
+
 import jax
 import numpy as np
 import pytest
@@ -74,3 +76,26 @@ def test_latency_study_is_never_slower_and_never_drops_bits(ld, platform):
   # The paper's baseline: the first layer reads the 8-bit network input; 4-bit weights everywhere.
   assert base["stem_conv"] == (8, 4) and all(w == 4 for _, w in base.values())
   assert "relative_pct" in s.to_json()
+
+
+def test_free_bits_cli_study_all_isas(capsys):
+  import importlib.util  # pylint: disable=import-outside-toplevel
+  from pathlib import Path  # pylint: disable=import-outside-toplevel
+  spec = importlib.util.spec_from_file_location("deploy_cli_fb", Path(__file__).resolve().parents[1] / "tools" / "deploy.py")
+  cli = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(cli)
+  assert cli.main(["free-bits", "--model", "mobilenet_v2", "--width-mult", "0.35", "--resolution", "32",
+                   "--platform", "all", "--json"]) == 0
+  d = json.loads(capsys.readouterr().out)
+  assert [s["platform"] for s in d["studies"]] == list(study.ISAS)
+  for s in d["studies"]:
+    assert s["relative_pct"]["8bit"]["sim"] == 100.0
+    assert s["latency"]["4bit+fb"]["ld_ms"] <= s["latency"]["4bit"]["ld_ms"] + 1e-12
+    assert all(a >= 4 and w >= 4 for a, w in s["config"].values())
+  # The paper's baseline: the expand convs reading a residual add's (8-bit) output have 8-bit inputs, 4-bit weights.
+  from jaxbp.deploy.zoo import mobilenet_v2  # pylint: disable=import-outside-toplevel
+  net = mobilenet_v2(0.35, 32)
+  base = study.weighted_bits(study.with_uniform_bits(net, 4))
+  after_add = {l.name for l in net.layers if l.inputs[0].endswith("/add")}
+  assert after_add and all(base[n] == (8, 4) for n in after_add)
+  assert all(base[n] == (4, 4) for n in base if n not in after_add and n != "conv0")
