@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing.
 
-from jaxbp import models  # noqa: E402
+from jaxbp import models, runtime  # noqa: E402
 from jaxbp.data.protocol import Scalers, make_rotation, n_rotations  # noqa: E402
 from jaxbp.data.source import load_folds  # noqa: E402
 from jaxbp.models import count_params  # noqa: E402
@@ -69,6 +69,7 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--rounding", default="half_up", choices=("half_up", "floor"))
   p.add_argument("--out", default=None, help="output dir (default runs/qat/<model>_<dataset>)")
   p.add_argument("--no-progress", action="store_true")
+  runtime.add_flags(p)
   return p.parse_args(argv)
 
 
@@ -125,6 +126,7 @@ def run_rotation(k, folds, spec, config, scalers, args, float_fit, qat_fit, poli
 
 def main(argv=None) -> dict:
   args = parse_args(argv)
+  runtime.setup(args)  # persistent compilation cache
   t_start = time.perf_counter()
   spec, folds = load_folds(args.dataset, args.data_dir)
   small = spec.name == "synthetic"

@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing.
 
-from jaxbp import models  # noqa: E402
+from jaxbp import models, runtime  # noqa: E402
 from jaxbp.data.source import LOADERS, load_folds  # noqa: E402
 from jaxbp.train import FitConfig  # noqa: E402
 from jaxbp.train.crossval import run_crossval  # noqa: E402
@@ -42,11 +42,13 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--drop-nan", action="store_true", help="drop NaN/inf windows (with a warning) instead of failing")
   p.add_argument("--out", default=None, help="output dir (default runs/train_seed/<model>_<dataset>)")
   p.add_argument("--no-progress", action="store_true")
+  runtime.add_flags(p)
   return p.parse_args(argv)
 
 
 def main(argv=None) -> dict:
   args = parse_args(argv)
+  runtime.setup(args)  # persistent compilation cache
   spec, folds = load_folds(args.dataset, args.data_dir, loader=args.loader, drop_nan=args.drop_nan)
   config = models.seed_config(args.model, spec.name)
   if args.dropout is not None:

@@ -1,10 +1,14 @@
-"""Benchmark: N candidates × S bi-level search steps, engine vs a plain loop of N jitted trainings.
+"""Benchmark: N candidates × S bi-level search steps, engine vs a plain loop of N jitted trainings; or
+(--end-to-end) the whole per-rotation sweep against the same work done the old way.
 
   python tools/bench_sweep.py                       # ResNet1d-PPGBP supernet, N=18, S=50, batch 32
   python tools/bench_sweep.py --model unet1d --dataset uci --n 8 --steps 20 --batch 64
+  python tools/bench_sweep.py --end-to-end          # search 5 epochs + fine-tune 20, PPGBP shapes, 18 λ
 
 A candidate-step is one weight step plus one architecture step. Both runs use the same batches and
-the same initial states; compilation is timed separately from the steady state. Prints one JSON line.
+the same initial states; compilation is timed separately from the steady state. Both modes report the
+arithmetic achieved (GFLOP/s from exact MAC counts: a training step is 3x its forward MACs, the architecture
+step 2x; 1 MAC = 2 FLOP) next to a large float32 matmul timed in the same run. Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # jaxbp and tools/ from a clone
 from jaxbp.hostdevices import expose_cpu_cores  # noqa: E402  (before jax is imported)
 
 expose_cpu_cores()
@@ -29,7 +33,9 @@ from jaxbp.data.specs import get_spec  # noqa: E402
 from jaxbp.models.configs import TASKS  # noqa: E402
 from jaxbp.nas import search  # noqa: E402
 from jaxbp.nas.supernet import supernet  # noqa: E402
+from jaxbp.train.memory import peak_rss  # noqa: E402
 from jaxbp.train.engine import STRATEGIES, Engine, EngineConfig  # noqa: E402
+from tools.bench_end_to_end import end_to_end, matmul_gflops, supernet_macs  # noqa: E402
 
 
 def main(argv=None) -> dict:
@@ -41,8 +47,15 @@ def main(argv=None) -> dict:
   p.add_argument("--batch", type=int, default=32)
   p.add_argument("--strategy", default="auto", choices=STRATEGIES)
   p.add_argument("--chunk-size", type=int, default=None)
-  p.add_argument("--skip-loop", action="store_true", help="only time the engine")
+  p.add_argument("--skip-loop", action="store_true", help="only time the engine (or, end to end, the old way)")
+  p.add_argument("--end-to-end", action="store_true", help="time the whole per-rotation sweep (see above)")
+  p.add_argument("--epochs", type=int, default=5, help="end to end: search epochs")
+  p.add_argument("--finetune-epochs", type=int, default=20, help="end to end: fine-tune epochs (no early stop)")
   args = p.parse_args(argv)
+  if args.end_to_end:
+    result = end_to_end(args)
+    print(json.dumps(result))
+    return result
 
   spec = get_spec(args.dataset)
   cfg = models.seed_config(args.model, spec.name)
@@ -97,6 +110,10 @@ def main(argv=None) -> dict:
             "candidate_steps_per_s": round(n * s / e_s, 2),
             "loop_candidate_steps_per_s": round(n * s / l_s, 2),
             "engine_compile_s": round(e_compile, 2), "loop_compile_s": round(l_compile, 2)}
+  macs = supernet_macs(shapes)
+  result["gflops"] = round(n * s * b * macs * (3 + 2) * 2 / e_s / 1e9, 2)
+  result["matmul_gflops"] = round(matmul_gflops(), 2)
+  result["peak_rss_bytes"] = peak_rss()
   print(json.dumps(result))
   return result
 

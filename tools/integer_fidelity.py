@@ -27,7 +27,7 @@ import time
 import jax
 import numpy as np
 
-from jaxbp import integerize, models
+from jaxbp import integerize, models, runtime
 from jaxbp.data import source
 from jaxbp.data.protocol import Scalers, make_rotation
 from jaxbp.export.bundle import cross_check
@@ -64,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
                        "training and quantizing here; --rotation must match it")
   ap.add_argument("--seed", type=int, default=0)
   ap.add_argument("--out", type=pathlib.Path, required=True)
+  runtime.add_flags(ap)
   args = ap.parse_args(argv)
+  runtime.setup(args)  # persistent compilation cache
   args.out.mkdir(parents=True, exist_ok=True)
   t0 = time.perf_counter()
 

@@ -88,7 +88,7 @@ def qat(tw: QuantTwin, variables: dict[str, Any], split: dict[str, Any], fit_con
   """
   tx = qat_optimizer(variables["params"], fit_config.learning_rate, threshold_lr)
   res = fit(tw, variables, split["train"], split["val"], fit_config, task=task, seed=seed * 10 + rotation + 7,
-            desc=f"QAT rotation {rotation}", tx=tx)
+            desc=f"QAT rotation {rotation}", tx=tx, tx_key=("qat", fit_config.learning_rate, threshold_lr))
   return floor_ranges(res.variables), res
 
 

@@ -10,6 +10,7 @@ is masked (the loop skips it, a vmapped chunk keeps its state), never retraced. 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any, Sequence
 
@@ -21,7 +22,7 @@ from tqdm.auto import tqdm
 
 from jaxbp.data.batching import padded_batches
 from jaxbp.train import programs
-from jaxbp.train.engine import Engine, EngineConfig, resolve_auto
+from jaxbp.train.engine import Engine, EngineConfig, plan_memory, resolve_auto
 from jaxbp.train.fit import FitConfig, FitResult, optimizer, train_batches
 from jaxbp.train.state import TrainState, create_state
 from jaxbp.train.steps import make_eval_step, make_train_step
@@ -57,7 +58,7 @@ def evaluate_many(engine: Engine, groups, split: dict[str, np.ndarray], batch_si
   sse, count = 0.0, 0.0
   for batch in padded_batches(split, batch_size):
     _, m = engine.step(groups, (batch,), (), active)
-    s, c = jax.device_get(m)
+    _, s, c = jax.device_get(m)
     sse, count = sse + np.asarray(s, np.float64), count + np.asarray(c, np.float64)
   return sse / count
 
@@ -66,8 +67,8 @@ def predict_many(model: nn.Module, stacked_variables: dict[str, Any], split: dic
                  batch_size: int, task: str, engine: EngineConfig = EngineConfig(strategy="vmap")) -> np.ndarray:
   """Eval-mode outputs (N_candidates, N_windows, ...) of every candidate for every window of `split`."""
   n = jax.tree.leaves(stacked_variables)[0].shape[0]
-  states = TrainState(step=np.zeros(n, np.int32), params=stacked_variables["params"], opt_state=(),
-                      model_state={k: x for k, x in stacked_variables.items() if k != "params"})
+  # States shaped as `fit_many`'s (Adam's state included), so the eval program compiled for validation is reused.
+  states = init_states(stacked_variables, optimizer(FitConfig())[0])
   if engine.strategy == "auto":
     engine = EngineConfig("vmap", engine.chunk_size, engine.devices, engine.memory_limit)
   eng = Engine(_eval_fn(model, task, True), n, engine, n_shared=1, donate=False)
@@ -94,9 +95,18 @@ def fit_many(model: nn.Module, stacked_variables: dict[str, Any], train: dict[st
   key = jax.random.key(seed)
   probe = next(iter(train_batches(train, config.batch_size, seed * 100_003 + 1, stacked_variables)))
   probe_keys = jax.vmap(lambda _: jax.random.fold_in(key, 0))(np.arange(n))
-  engine_config, why = resolve_auto(train_fn, n, states, (probe,), (probe_keys,), engine, n_shared=1)
+  if engine.strategy == "auto" and jax.default_backend() == "cpu" and n > 1:
+    # Frozen choices: a looped step runs only each candidate's own branches (`nn.switch`), a vmapped one a
+    # select of all of them; and timing both would compile both. Loop on CPU, within the memory budget.
+    engine_config, budget = plan_memory(train_fn, n, states, (probe,), (probe_keys,),
+                                        dataclasses.replace(engine, strategy="loop"))
+    why = {"strategy": "loop", "chosen_by": "auto (cpu: frozen choices run one branch each in a loop)",
+           **({"memory": budget} if budget else {})}
+  else:
+    engine_config, why = resolve_auto(train_fn, n, states, (probe,), (probe_keys,), engine, n_shared=1)
   eng = Engine(train_fn, n, engine_config, n_shared=1)
-  ev = Engine(_eval_fn(model, task, False), n, engine_config, n_shared=1, donate=False)  # needs less memory
+  # One eval program (with predictions) serves validation and the test predictions (`predict_many`).
+  ev = Engine(_eval_fn(model, task, True), n, engine_config, n_shared=1, donate=False)
   groups = eng.groups(states)
   active = np.ones(n, bool)
   best_mse, best_epoch, bad = np.full(n, np.inf), np.zeros(n, int), np.zeros(n, int)
