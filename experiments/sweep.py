@@ -45,7 +45,9 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--n-lambdas", type=int, default=None, help="default 18 (4 on the synthetic default)")
   p.add_argument("--lambda-min", type=float, default=1e-11)
   p.add_argument("--lambda-max", type=float, default=1e-7)
-  p.add_argument("--cost", default="params", choices=sorted(COSTS))
+  p.add_argument("--cost", default="params", choices=sorted(COSTS) + ["latency"],
+                 help="architecture cost; latency: expected simulated latency (ms) on --platform")
+  p.add_argument("--platform", default=None, help="with --cost latency: gap8 | xpulpv2 | xpulpnn-v1 | xpulpnn-v2")
   p.add_argument("--epochs", type=int, default=None, help="search epochs per rotation (default 20; 6 synthetic)")
   p.add_argument("--finetune-epochs", type=int, default=None, help="max fine-tune epochs (default 100; 30 synthetic)")
   p.add_argument("--batch-size", type=int, default=None, help="default: the benchmark's for the seed/dataset")
@@ -93,8 +95,15 @@ def run(args: argparse.Namespace) -> dict | None:
       float(x) for x in np.logspace(np.log10(args.lambda_min), np.log10(args.lambda_max), n_lam))
   batch = args.batch_size or models.batch_size(args.model, spec.name)
   rotations = tuple(args.rotations) if args.rotations is not None else ((0,) if small else None)
+  cost_name, cost = args.cost, None
+  if args.cost == "latency":
+    if args.platform is None:
+      raise ValueError("--cost latency needs --platform (gap8, xpulpv2, xpulpnn-v1 or xpulpnn-v2)")
+    from jaxbp.freebits.latency_cost import supernet_latency_cost  # pylint: disable=import-outside-toplevel
+    cost = supernet_latency_cost(seed_config, spec.window, args.platform, ops=tuple(args.ops))
+    cost_name = f"latency:{args.platform}"
   config = SweepConfig(
-      lambdas=lambdas, cost=args.cost, search_epochs=args.epochs or (6 if small else 20), batch_size=batch,
+      lambdas=lambdas, cost=cost_name, search_epochs=args.epochs or (6 if small else 20), batch_size=batch,
       search=SearchConfig(temperature=args.temperature, mode=args.mode, ops=tuple(args.ops),
                           final_temperature=args.final_temperature or args.temperature),
       finetune=FitConfig(max_epochs=args.finetune_epochs or (30 if small else 100), batch_size=batch,
@@ -110,7 +119,7 @@ def run(args: argparse.Namespace) -> dict | None:
          "backend": jax.default_backend(), "devices": len(jax.devices()), "processes": proc.count,
          "jax": jax.__version__}, indent=2))
   result = run_sweep(folds, spec, seed_config, config, out, progress=not args.no_progress,
-                     process_index=proc.index, process_count=proc.count, barrier=proc.barrier)
+                     process_index=proc.index, process_count=proc.count, barrier=proc.barrier, cost=cost)
   if result is None:  # not process 0: its candidates are written; process 0 summarizes.
     return None
   plot_pareto(result, out / "pareto.png")

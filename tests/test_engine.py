@@ -54,18 +54,20 @@ def test_strategies_agree(config):
   np.testing.assert_array_equal(got["step"], np.full(6, 4))
 
 
-def test_auto_is_resolved_by_measurement_on_cpu_without_touching_the_state():
+def test_measure_times_both_strategies_without_touching_the_state_and_auto_compiles_one():
   n = 6
   state = _init(n)
   before = jax.tree.map(np.copy, state)
   args = ((jnp.ones((8, 4)), jnp.ones((8,))), (jnp.logspace(-3, 0, n), jax.random.split(jax.random.key(0), n)))
-  cfg, why = resolve_auto(_toy_step, n, state, *args, EngineConfig("auto", chunk_size=4))
+  cfg, why = resolve_auto(_toy_step, n, state, *args, EngineConfig("measure", chunk_size=4))
   assert jax.default_backend() == "cpu"
   assert cfg.strategy == why["strategy"] in ("vmap", "loop") and cfg.chunk_size == 4
   assert set(why["seconds_per_step"]) == {"vmap", "loop"} and all(v > 0 for v in why["seconds_per_step"].values())
   assert why["strategy"] == min(why["seconds_per_step"], key=why["seconds_per_step"].get)
   jax.tree.map(np.testing.assert_array_equal, state, before)
   assert resolve_auto(_toy_step, n, state, *args, EngineConfig("loop"))[0].strategy == "loop"
+  assert resolve_auto(_toy_step, n, state, *args, EngineConfig("auto"))[1] == {"strategy": "vmap",
+                                                                               "chosen_by": "auto (cpu, n=6)"}
   assert resolve_auto(_toy_step, 1, _init(1), *args, EngineConfig("auto"))[1]["strategy"] == "vmap"
   with pytest.raises(ValueError, match="unknown engine strategy"):
     resolve_auto(_toy_step, n, state, *args, EngineConfig("pmap"))

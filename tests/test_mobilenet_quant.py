@@ -45,6 +45,7 @@ def tiny():
   return tw, variables, x[32:], F.integerize_twin(tw, variables, SHAPE)
 
 
+@pytest.mark.slow  # the tiny V2 twin compiles several programs (minutes on 2 cores)
 def test_tiny_v2_integer_graph_reproduces_the_twin_codes(tiny):
   tw, variables, x, g = tiny
   ops = [n.op for n in g.nodes]

@@ -72,9 +72,14 @@ class SweepConfig:
     return json.loads(json.dumps(dataclasses.asdict(self)))
 
 
-def make_cost(name: str) -> costs.Cost:
+def make_cost(name: str, cost: costs.Cost | None = None) -> costs.Cost:
+  """The named architecture cost, or `cost` itself when the caller built one (e.g. a platform's expected
+  latency, `jaxbp.freebits.latency_cost.supernet_latency_cost`; then `name` only records it)."""
+  if cost is not None:
+    return cost
   if name not in costs.COSTS:
-    raise ValueError(f"unknown cost {name!r}; expected one of {sorted(costs.COSTS)}")
+    raise ValueError(f"unknown cost {name!r}; expected one of {sorted(costs.COSTS)} (a latency cost is built "
+                     "by the caller and passed as `cost`)")
   return costs.COSTS[name]()
 
 
@@ -152,9 +157,9 @@ def search_rotation(model, shapes, split, spec: DatasetSpec, config: SweepConfig
   return {"params": state.params, "arch": state.arch, "nas_state": state.nas_state, **state.model_state}, why
 
 
-def search_step(model, shapes, config: SweepConfig, task: str):
+def search_step(model, shapes, config: SweepConfig, task: str, cost: costs.Cost | None = None):
   """The sweep's search step for `model` (a stable function object: one compiled program per sweep)."""
-  return search_lib.make_search_step(model, shapes, make_cost(config.cost), config.search, task)
+  return search_lib.make_search_step(model, shapes, make_cost(config.cost, cost), config.search, task)
 
 
 def _cycle(split, batch_size: int, seed: int):
@@ -176,13 +181,15 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
 
 def run_sweep(folds: Sequence[Fold], spec: DatasetSpec, seed_config: ModelConfig, config: SweepConfig,
               out_dir: str | Path, progress: bool = True, *, process_index: int = 0, process_count: int = 1,
-              barrier: Callable[[str], None] | None = None) -> dict[str, Any] | None:
+              barrier: Callable[[str], None] | None = None, cost: costs.Cost | None = None
+              ) -> dict[str, Any] | None:
   """Runs (or resumes) the whole sweep; writes per-candidate JSON, results.json and pareto.json.
 
   Several processes (e.g. `jax.distributed`, one per host) share a sweep: process p searches and fine-tunes
   candidates i with i % process_count == p into the same `out_dir` (a shared file system), trains the seed
   network if it is process 0, waits at `barrier(name)` for the others, and process 0 writes the summary (the
-  others return None). Each candidate's result is the same whichever process ran it.
+  others return None). Each candidate's result is the same whichever process ran it. `cost` replaces the named
+  `config.cost` (which then only labels it, e.g. "latency:gap8").
   """
   if not 0 <= process_index < process_count:
     raise ValueError(f"process index {process_index} outside [0, {process_count})")
@@ -209,7 +216,7 @@ def run_sweep(folds: Sequence[Fold], spec: DatasetSpec, seed_config: ModelConfig
   model = supernet(seed_config, config.search.mode, config.search.ops)
   shapes = costs.trace(model, spec.window)
   task = TASKS[model_name(seed_config)]
-  step = search_step(model, shapes, config, task)  # one program for every rotation
+  step = search_step(model, shapes, config, task, cost)  # one program for every rotation
   n = len(config.lambdas)
   mine = [i for i in range(n) if i % process_count == process_index]
   tag = "" if process_count == 1 else f"_p{process_index}"
@@ -230,7 +237,7 @@ def run_sweep(folds: Sequence[Fold], spec: DatasetSpec, seed_config: ModelConfig
       sel = [mine.index(i) for i in pending]
       engines[f"finetune_rotation_{k}"] = _finetune_all(
           pending, jax.tree.map(lambda x: x[sel], final), split, spec, seed_config, shapes, config, k, scalers,
-          rdir, progress)
+          rdir, progress, cost)
       timings[f"finetune_rotation_{k}_s"] = time.perf_counter() - t0
     if config.train_seed and process_index == 0:
       sdir = rdir / "seed_network"
@@ -260,12 +267,13 @@ def run_sweep(folds: Sequence[Fold], spec: DatasetSpec, seed_config: ModelConfig
                     engines)
 
 
-def _finetune_all(pending, final, split, spec, seed_config, shapes, config, rotation, scalers, rdir, progress):
+def _finetune_all(pending, final, split, spec, seed_config, shapes, config, rotation, scalers, rdir, progress,
+                  cost=None):
   """Fine-tunes the `pending` candidates together (`fit_many` over the supernet with frozen choices: one
   program for every architecture), predicts their test fold, and saves each with its exported network (the
   real, smaller config and the weights of its chosen branches). Returns the engine record."""
   task = TASKS[model_name(seed_config)]
-  cost_fn = make_cost(config.cost)
+  cost_fn = make_cost(config.cost, cost)
   finetune = dataclasses.replace(config.finetune, progress=progress)
   frozen = supernet(seed_config, "frozen", config.search.ops)
   results, why = fit_many(frozen, final, split["train"], split["val"], finetune, task=task,

@@ -8,10 +8,10 @@ Strategies (the fastest depends on the backend; `tools/bench_sweep.py` measures 
         candidate axis is sharded over all devices (`jax.sharding`), `chunk_size` bounds memory.
   loop  one jitted single-candidate step, called per candidate (candidates spread over devices
         round-robin, so dispatch overlaps across devices).
-"auto" is vmap on accelerators; on CPU the two are close (with the im2col conv formulation of
-`jaxbp.models.layers`; see the README figures) and the faster one depends on the model, the candidate count and
-the load of the machine, so `resolve_auto` times a few real steps of each on the run's own state and data and
-picks the faster (callers record the measurement). An Engine built with "auto" directly (no measurement) uses vmap.
+"auto" is vmap (on CPU the two measured within 1 % on the PPGBP search, with the im2col conv formulation of
+`jaxbp.models.layers`; fine-tuning frozen choices picks loop on CPU, see `jaxbp.train.fit_many`); "measure"
+makes `resolve_auto` time a few real steps of each on the run's own state and data and pick the faster (callers
+record the measurement) — at the price of compiling both programs.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxbp.train import memory
 
-STRATEGIES = ("auto", "vmap", "loop")
+STRATEGIES = ("auto", "measure", "vmap", "loop")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +35,7 @@ class EngineConfig:
   """How to run N candidates.
 
   Attributes:
-    strategy: "auto", "vmap" or "loop".
+    strategy: "auto", "measure", "vmap" or "loop".
     chunk_size: vmap at most this many candidates per call (None: all at once).
     devices: number of devices to shard over (None: all of this process's `jax.local_devices()`).
     memory_limit: bytes the candidates' step may use at once (None: no limit). With a limit, vmap chunks hold
@@ -51,7 +51,7 @@ class EngineConfig:
   def resolved_strategy(self) -> str:
     if self.strategy not in STRATEGIES:
       raise ValueError(f"unknown engine strategy {self.strategy!r}; expected one of {STRATEGIES}")
-    return "vmap" if self.strategy == "auto" else self.strategy
+    return "vmap" if self.strategy in ("auto", "measure") else self.strategy
 
 
 def _index(tree: Any, i: int | slice) -> Any:
@@ -221,13 +221,15 @@ def resolve_auto(step: Callable[..., tuple[Any, Any]], n: int, stacked: Any, sha
   config.resolved_strategy()  # validates the name
   config, budget = plan_memory(step, n, stacked, shared, per, config)
   extra = {"memory": budget} if budget else {}
-  if config.strategy != "auto":
+  if config.strategy not in ("auto", "measure"):
     return config, {"strategy": config.strategy, "chosen_by": "config", **extra}
   backend = jax.default_backend()
-  if backend != "cpu" or n == 1:
+  if config.strategy == "auto" or n == 1:
+    # Timing both strategies compiles both: on CPU they measured within 1 % of each other on the PPGBP search
+    # (0.901 vs 0.903 s per step, 18 candidates), so "auto" takes vmap; "measure" times them.
     return dataclasses.replace(config, strategy="vmap"), {"strategy": "vmap", "chosen_by": f"auto ({backend}, n={n})",
                                                           **extra}
   seconds = time_strategies(step, n, stacked, shared, per, config, n_shared=n_shared)
   best = min(seconds, key=seconds.get)
-  return dataclasses.replace(config, strategy=best), {"strategy": best, "chosen_by": "auto (measured on cpu)",
+  return dataclasses.replace(config, strategy=best), {"strategy": best, "chosen_by": f"measured on {backend}",
                                                       "seconds_per_step": seconds, "candidates": n, **extra}

@@ -29,6 +29,8 @@ from jaxbp.train.steps import make_eval_step, make_train_step
 
 
 def _train_fn(model: nn.Module, tx: optax.GradientTransformation, tx_key: Any, task: str):
+  """`step(state, batch, key)`: every candidate gets the same batch and dropout key (shared arguments), as in
+  `fit` with the same seed."""
   return programs.cached_function(("train_fn", model, tx_key, task), lambda: make_train_step(model, tx, task))
 
 
@@ -94,17 +96,17 @@ def fit_many(model: nn.Module, stacked_variables: dict[str, Any], train: dict[st
   states = init_states(stacked_variables, tx)
   key = jax.random.key(seed)
   probe = next(iter(train_batches(train, config.batch_size, seed * 100_003 + 1, stacked_variables)))
-  probe_keys = jax.vmap(lambda _: jax.random.fold_in(key, 0))(np.arange(n))
+  probe_key = jax.random.fold_in(key, 0)
   if engine.strategy == "auto" and jax.default_backend() == "cpu" and n > 1:
     # Frozen choices: a looped step runs only each candidate's own branches (`nn.switch`), a vmapped one a
     # select of all of them; and timing both would compile both. Loop on CPU, within the memory budget.
-    engine_config, budget = plan_memory(train_fn, n, states, (probe,), (probe_keys,),
+    engine_config, budget = plan_memory(train_fn, n, states, (probe, probe_key), (),
                                         dataclasses.replace(engine, strategy="loop"))
     why = {"strategy": "loop", "chosen_by": "auto (cpu: frozen choices run one branch each in a loop)",
            **({"memory": budget} if budget else {})}
   else:
-    engine_config, why = resolve_auto(train_fn, n, states, (probe,), (probe_keys,), engine, n_shared=1)
-  eng = Engine(train_fn, n, engine_config, n_shared=1)
+    engine_config, why = resolve_auto(train_fn, n, states, (probe, probe_key), (), engine, n_shared=2)
+  eng = Engine(train_fn, n, engine_config, n_shared=2)
   # One eval program (with predictions) serves validation and the test predictions (`predict_many`).
   ev = Engine(_eval_fn(model, task, True), n, engine_config, n_shared=1, donate=False)
   groups = eng.groups(states)
@@ -118,8 +120,7 @@ def fit_many(model: nn.Module, stacked_variables: dict[str, Any], train: dict[st
   for epoch in bar:
     losses = []
     for batch in train_batches(train, config.batch_size, seed * 100_003 + epoch, stacked_variables):
-      k = jax.random.fold_in(key, step)
-      groups, loss = eng.step(groups, (batch,), (jax.vmap(lambda _: k)(np.arange(n)),), active)
+      groups, loss = eng.step(groups, (batch, jax.random.fold_in(key, step)), (), active)
       losses.append(loss)
       step += 1
     losses = np.mean(np.stack(jax.device_get(losses)), axis=0)
