@@ -1,7 +1,9 @@
 """The standard-ONNX form of an integer graph that onnxruntime runs bit-exactly.
 
 Integer ops where ONNX has them: ConvInteger (int8/uint8 × int8 -> int32; also the window sums of average
-pooling, with an all-ones depthwise kernel), MatMulInteger, int32 Add for the bias, MaxPool/Pad on
+pooling, with an all-ones depthwise kernel), int32 MatMul for linear layers (not MatMulInteger: onnxruntime's
+uint8 x int8 MatMulInteger on AVX2 CPUs adds pairs of products in saturating int16, e.g. 255·127 + 255·127 >
+32767, so a full-range uint8 input gave wrong sums), int32 Add for the bias, MaxPool/Pad on
 int8/uint8, ReduceSum on int32, Gather for lookup tables. Requantization runs on integer-valued float64
 tensors: Cast -> Mul(k) -> Add(λ) -> Div(2^d) -> Floor -> Clip -> Cast (the add: that chain per input, with
 the input's 8-bit clip, then Add and the chain once more with out_mul/out_add/out_shift). Every value there is an integer
@@ -117,8 +119,12 @@ def _lower(g: GraphAccumulator, node: Node, ins: list[TensorSpec], out: TensorSp
       g.node("ConvInteger", [x, g.const(f"{n}/weight", w.astype(np.int8))], [f"{n}/conv"], f"{n}/conv",
              group=node.attrs["groups"], strides=strides, pads=pads, kernel_shape=list(w.shape[2:]))
     else:
+      # int32 MatMul, not MatMulInteger: onnxruntime's uint8 x int8 MatMulInteger (MLAS U8S8 on AVX2) sums
+      # pairs of products in saturating int16, so full-range uint8 inputs (e.g. after a residual add) came
+      # out wrong (module docstring).
       w = node.arrays["weight"].T
-      g.node("MatMulInteger", [x, g.const(f"{n}/weight", np.ascontiguousarray(w, np.int8))], [f"{n}/conv"],
+      g.node("Cast", [x], [f"{n}/x32"], f"{n}/x32", to=TensorProto.INT32)
+      g.node("MatMul", [f"{n}/x32", g.const(f"{n}/weight", np.ascontiguousarray(w, np.int32))], [f"{n}/conv"],
              f"{n}/matmul")
     acc = f"{n}/conv"
     if "bias" in node.arrays:
