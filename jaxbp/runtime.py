@@ -82,7 +82,8 @@ def setup(args: argparse.Namespace) -> Processes:
   jax.distributed.initialize(coordinator_address=coordinator, num_processes=n, process_id=pid)
 
   def barrier(name: str) -> None:
-    from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
-    multihost_utils.sync_global_devices(name)
+    # The coordination service's barrier (no device collective: a psum-based sync_global_devices hung on CPU).
+    from jax._src import distributed  # pylint: disable=import-outside-toplevel
+    distributed.global_state.client.wait_at_barrier(name, timeout_in_ms=24 * 3600 * 1000)
 
   return Processes(index=jax.process_index(), count=jax.process_count(), barrier=barrier)
