@@ -30,6 +30,7 @@ from jaxbp.data.specs import DatasetSpec
 from jaxbp.models import ModelConfig, build, config_to_dict
 from jaxbp.models.configs import TASKS, model_name
 from jaxbp.nas import search as search_lib
+from jaxbp.nas.pareto import pareto_front
 from jaxbp.nas.supernet import choices, exported_config, inherit, supernet
 from jaxbp.train.crossval import RotationResult, pooled_report, rotation_result, run_rotation
 from jaxbp.train.engine import Engine, EngineConfig, resolve_auto, stack
@@ -166,17 +167,6 @@ def _cycle(split, batch_size: int, seed: int):
   while True:
     yield from padded_batches(split, batch_size, seed=seed)
     seed += 1
-
-
-def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
-  """Indices of the points not dominated in (cost, error), both minimized, sorted by cost."""
-  order = sorted(range(len(points)), key=lambda i: (points[i][0], points[i][1]))
-  front, best = [], np.inf
-  for i in order:
-    if points[i][1] < best:
-      front.append(i)
-      best = points[i][1]
-  return front
 
 
 def run_sweep(folds: Sequence[Fold], spec: DatasetSpec, seed_config: ModelConfig, config: SweepConfig,

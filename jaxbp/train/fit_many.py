@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -152,8 +152,3 @@ def fit_many(model: nn.Module, stacked_variables: dict[str, Any], train: dict[st
   results = [FitResult(variables=best_vars[i], best_epoch=int(best_epoch[i]), best_val_mse=float(best_mse[i]),
                        epochs_run=int(epochs_run[i]), history=history[i], seconds=seconds) for i in range(n)]
   return results, {**why, "strategy": engine_config.strategy}
-
-
-def unstack(tree: Any, n: int) -> Sequence[Any]:
-  """[tree[i] for i < n] of a stacked pytree."""
-  return [jax.tree.map(lambda x, i=i: x[i], tree) for i in range(n)]
