@@ -70,7 +70,11 @@ def test_cycles_grow_with_work(shape, axis):
 @given(shapes(), SUB, st.sampled_from((2, 4, 8)), st.sampled_from(("gap8", "xpulpv2")))
 def test_no_subbyte_simd_never_faster_through_compute(shape, b_sub, b_other, platform):
   op, h, w, cin, cout, k = shape
-  p = get_platform(platform)
+  # Same library for both (pulp-nn-mixed: a depthwise kernel on packed channels handles 8/b channels per loop
+  # iteration, which can amortise per-output overheads, so only the weighted matmul kernels are compared).
+  p = get_platform(platform).replace(**{"kernel.mixed_library_8bit": True})
+  if op == "depthwise":
+    return
   ref = make(op, h, w, cin, cout, k)
   for bits in ((b_sub, b_other, 8), (b_other, b_sub, 8), (b_sub, b_sub, b_sub)):
     low = make(op, h, w, cin, cout, k, bits)

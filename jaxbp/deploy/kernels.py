@@ -10,8 +10,10 @@ inner loop. Returned cycles are wall cycles of the cluster (the slowest core), s
 
 Standard and pointwise convs follow the PULP-NN-mixed code of the platform's ISA (`kernel_code.CONV_INNER`:
 the im2col helper, the matmul's inner-loop instructions per iteration and its reduction step, read from the
-kernel sources for every (b_in, b_w)); depthwise, linear and element-wise kernels keep the doc's analytic
-model and instruction-count estimates.
+kernel sources for every (b_in, b_w)), linear layers `kernel_code.LINEAR_INNER`; depthwise, add and pooling
+kernels are assembled from their loops counted in the code (`kernel_ops`); the other element-wise kernels (no DORY
+kernel) keep instruction-count estimates. `kernel.mixed_library_8bit` says which library DORY links for the network
+(pulp-nn-mixed, set by the simulator as DORY decides, or pulp-nn's 8-bit kernels); 8-bit layers run its kernels.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import dataclasses
 import math
 
 from jaxbp.deploy.kernel_code import CONV_INNER, LINEAR_INNER, InnerLoop
+from jaxbp.deploy.kernel_ops import ADD, DEPTHWISE, POOL, DepthwiseLoop
 from jaxbp.deploy.layers import Layer, Shape
 from jaxbp.deploy.platforms import Platform
 
@@ -145,10 +148,44 @@ def conv_cycles(p: Platform, layer: Layer, out: Shape) -> KernelCycles:
   return KernelCycles(f * pairs * (copy + unpack_act + mm), f * pairs * copy, f * pairs * (unpack_act + w_unpack))
 
 
+def ops_library(p: Platform, eight_bit: bool) -> str:
+  """The kernel_ops library a depthwise / pool / add layer runs from: pulp-nn's 8-bit kernels when the network
+  uses DORY's "8bit" library and the layer is all 8-bit; else pulp-nn-mixed's XpulpV2 kernels (DORY's "mixed-sw")
+  or, on XpulpNN ISAs, its XpulpNN ones ("mixed-hw"; XpulpNN-mixed ships no depthwise or max-pool kernels)."""
+  if eight_bit and not p.kernel.mixed_library_8bit:
+    return "pulp-nn"
+  return "xpulpv2" if p.isa == "xpulpv2" else "xpulpnn"
+
+
+def depthwise_loop(p: Platform, layer: Layer) -> DepthwiseLoop | None:
+  """The depthwise kernel's counted loops (`kernel_ops.DEPTHWISE`) for `layer` on `p`; None without SIMD or for
+  widths no kernel has."""
+  a, w, o = layer.bits_in, layer.bits_w, layer.bits_out
+  if not p.lanes(8):
+    return None
+  return DEPTHWISE.get((ops_library(p, (a, w, o) == (8, 8, 8)), a, w, o))
+
+
 def depthwise_cycles(p: Platform, layer: Layer, out: Shape, inp: Shape) -> KernelCycles:
-  """Depthwise conv: channels split over cores, ~1 MAC/cycle for the cluster (doc)."""
+  """Depthwise conv: the PULP-NN(-mixed) kernel's loops read from the code (`kernel_ops.DEPTHWISE`): channel groups
+  split over cores; per output column an im2col strip of the input rows (unpacked to bytes for sub-byte inputs),
+  per output a 4-wide dot loop, leftovers, requantization and store. Without a kernel (no SIMD, other widths): the
+  doc's ~1 MAC/cycle model and the unpack estimate."""
   h, w, c = out
   kh, kw = layer.kernel
+  loop = depthwise_loop(p, layer)
+  if loop is not None:
+    groups = math.ceil(c / loop.group)
+    channels = math.ceil(groups / p.n_cores) * loop.group
+    pad_tb = max(0, (h - 1) * layer.stride[0] + kh - inp[0])
+    total = loop.core_cycles((h, w), (inp[0], inp[1]), (kh, kw), pad_tb, channels, p.kernel.mac_load_cycles)
+    unpack = 0.0
+    if layer.bits_in < 8 or layer.bits_w < 8:  # the share spent unpacking (im2col words beyond a copy, weights).
+      copy = DEPTHWISE.get(("xpulpv2", 8, 8, 8))
+      words = math.ceil(kw / 4)
+      unpack = math.ceil(groups / p.n_cores) * (kh * kw * loop.weights + w * inp[0] * words * max(
+          0, loop.word - loop.group * copy.word))
+    return KernelCycles(total, 0.0, unpack)
   per_core = math.ceil(c / p.n_cores)
   compute = per_core * h * w * kh * kw * p.kernel.dw_core_cycles_per_mac
   fmt = operand_format(p, layer.bits_in, layer.bits_w)
@@ -190,10 +227,54 @@ def _input_unpack(p: Platform, elems_per_core: float, bits: int) -> float:
   return elems_per_core * _unpack_per_elem(p, 8) if bits < 8 else 0.0
 
 
+def _rows_per_core(p: Platform, rows: int) -> int:
+  """Rows one core handles when a kernel splits `rows` over min(rows, n_cores) cores (PULP-NN's add and pools)."""
+  return math.ceil(rows / min(rows, p.n_cores))
+
+
+def add_cycles(p: Platform, layer: Layer, out: Shape) -> float | None:
+  """Residual add from the code (`kernel_ops.ADD`: per-iteration instructions of the kernel's loop, rows split
+  over cores); None for widths no kernel has (unequal widths)."""
+  b = layer.bits_out
+  if not (layer.bits_in == layer.bits_in2 == b) or not p.lanes(8):
+    return None
+  loop = ADD.get((ops_library(p, b == 8), b))
+  if loop is None:
+    return None
+  h, w, c = out
+  return math.ceil(_rows_per_core(p, h) * w * c / loop.elems) * loop.instr
+
+
+def pool_cycles(p: Platform, layer: Layer, out: Shape, inp: Shape) -> float | None:
+  """Average / max pool from the code (`kernel_ops.POOL`); None for widths no kernel has."""
+  b = layer.bits_out
+  if layer.bits_in != b or not p.lanes(8):
+    return None
+  loop = POOL.get((ops_library(p, b == 8), layer.mode, b))
+  if loop is None:
+    return None
+  (h, w, c), (hi, wi, _) = out, inp
+  kh, kw = layer.kernel
+  if layer.mode == "avg":  # output rows over cores; per pixel, per byte of channels, per window element.
+    return _rows_per_core(p, h) * w * (loop.pixel + math.ceil(c / loop.group) * (loop.channel + kh * kw * loop.window))
+  # max: pass 1 over input rows (per output column: copy C bytes, kw - 1 compares of C), pass 2 over output rows
+  # (copy W_out*C bytes, kh - 1 compares of W_out*C).
+  def compare(n: int) -> float:
+    return loop.call + (n // 4) * loop.word + (n % 4) * 4
+  pass1 = _rows_per_core(p, hi) * w * (loop.pixel + c * loop.copy + (kw - 1) * compare(c))
+  pass2 = _rows_per_core(p, h) * (loop.pixel + w * c * loop.copy + (kh - 1) * compare(w * c))
+  return pass1 + pass2
+
+
 def weightless_cycles(p: Platform, layer: Layer, out: Shape, inp: Shape) -> KernelCycles:
-  """Add, pool and element-wise kernels: output elements split over the cores."""
+  """Add, pool and element-wise kernels. Add and pool: the kernels' code (`kernel_ops`); the other element-wise
+  kernels (no DORY kernel): output elements split over the cores at estimated cycles per element."""
   k = p.kernel
   h, w, c = out
+  code = add_cycles(p, layer, out) if layer.op == "add" else pool_cycles(p, layer, out, inp) if layer.op == "pool" \
+      else None
+  if code is not None:
+    return KernelCycles(code)
   elems = math.ceil(h * w * c / p.n_cores)
   in_elems = math.ceil(inp[0] * inp[1] * inp[2] / p.n_cores)
   if layer.op == "add":

@@ -25,6 +25,7 @@ from jaxbp.cost.shapes import NetShapes
 from jaxbp.deploy.layers import BITS, Layer, Network
 from jaxbp.deploy.platforms import Platform
 from jaxbp.deploy.schedule import L3Stream, layer_timing
+from jaxbp.deploy.simulator import with_library
 from jaxbp.deploy.tiler import DEFAULT_TILER, deployed_platform, tile_layer_policy
 from jaxbp.deploy.zoo import GraphBuilder, slot_layers
 
@@ -191,6 +192,7 @@ def profile(net: Network, p: Platform, pairs: Iterable[tuple[int, int]] = ALL_PA
       raise ValueError(f"bit pair ({a}, {w}): widths must be in {BITS}")
   if bits_out != "in" and bits_out not in BITS:
     raise ValueError(f"bits_out must be 'in' or one of {BITS}, got {bits_out!r}")
+  p = with_library(net, p)  # the kernel library DORY links for this network.
   layers, types, entries = {}, {}, {}
   for l in net.layers:
     lt = layer_type(l)
@@ -213,6 +215,7 @@ def slot_table(shapes: NetShapes, p: Platform, bits: int = 8, unit: str = "cycle
   """{(slot name, op): latency} of every alternative of every conv slot of a traced (super)network,
   each simulated alone at `bits` (input, weights, output); identity costs 0."""
   scale = _scale(unit, p.freq_mhz)
+  p = p.replace(**{"kernel.mixed_library_8bit": True})  # jaxbp's DORY exports (signed input) link pulp-nn-mixed.
   table = {}
   for ls in shapes.layers:
     for op in ls.ops:

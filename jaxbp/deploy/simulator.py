@@ -134,20 +134,34 @@ def layer_energy_mj(op: str, t: LayerTiming, p: Platform) -> float:
   return mw_cycles / (pw.ref_mhz * 1e6)  # mW x cycles / (cycles/s at ref) = mJ
 
 
-def dory_kernels(net: Network, p: Platform, signed_input: bool = True) -> dict[str, str]:
-  """{layer: the PULP-NN(-mixed) function DORY would call} ("" for layers without a DORY kernel). DORY picks
-  pulp-nn-mixed for the whole network when a layer has a sub-byte tensor or, as in jaxbp's DORY exports
-  (`signed_input`), the network input is signed (its "mixed-sw"; "mixed-hw", xpulp_nn_*, on XpulpNN ISAs)."""
+def _dory_nodes(net: Network) -> dict:
   last = net.layers[-1]
+  return {l.name: dory_node(l, l is last and l.op == "linear") for l in net.layers}
 
-  def node(l: Layer):
-    return dory_node(l, l is last and l.op == "linear")
 
-  nodes = {l.name: node(l) for l in net.layers}
-  mixed = signed_input or any(min(n.in_bits, n.out_bits, n.w_bits if n.weighted else 8) < 8
-                              for n in nodes.values() if n)
+def uses_mixed_library(net: Network, signed_input: bool = True) -> bool:
+  """Whether DORY links pulp-nn-mixed for `net` (its "mixed-sw"; "mixed-hw", xpulp_nn_*, on XpulpNN ISAs) rather
+  than pulp-nn's 8-bit library: with a sub-byte tensor anywhere or, as in jaxbp's DORY exports (`signed_input`,
+  `jaxbp.export.dory.app.choose_optional`), a signed network input. Every layer then runs a pulp-nn-mixed kernel,
+  8-bit ones included."""
+  nodes = _dory_nodes(net)
+  return signed_input or any(min(n.in_bits, n.out_bits, n.w_bits if n.weighted else 8) < 8
+                             for n in nodes.values() if n)
+
+
+def dory_kernels(net: Network, p: Platform, signed_input: bool = True) -> dict[str, str]:
+  """{layer: the PULP-NN(-mixed) function DORY would call} ("" for layers without a DORY kernel); the library as
+  `uses_mixed_library` decides."""
+  nodes = _dory_nodes(net)
+  mixed = uses_mixed_library(net, signed_input)
   return {l.name: kernel_name(nodes[l.name], p.isa, mixed, signed_input and l.inputs[0] == "input")
           if nodes[l.name] else "" for l in net.layers}
+
+
+def with_library(net: Network, p: Platform, signed_input: bool = True) -> Platform:
+  """`p` with `kernel.mixed_library_8bit` set as DORY links `net` (the cycle model then costs the kernels
+  `dory_kernels` names, 8-bit layers of a mixed network with the mixed library's kernels)."""
+  return p.replace(**{"kernel.mixed_library_8bit": uses_mixed_library(net, signed_input)})
 
 
 def report_from_plan(plan: NetworkPlan, tiler: str = "jaxbp") -> Report:
@@ -177,4 +191,4 @@ def simulate(net: Network, platform: Platform, freq_mhz: float | None = None, l3
     p = dataclasses.replace(p, freq_mhz=float(freq_mhz))
   if l3 is not None:
     p = dataclasses.replace(p, l3_enabled=bool(l3))
-  return report_from_plan(plan_network(net, p, tiler), tiler)
+  return report_from_plan(plan_network(net, with_library(net, p), tiler), tiler)
