@@ -1,0 +1,70 @@
+"""Depthwise, add and pool costs are what the PULP-NN(-mixed) sources say (re-derived when ../shared/dory exists)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from jaxbp.deploy import kernel_ops
+from jaxbp.deploy.kernels import depthwise_loop, kernel_cycles
+from jaxbp.deploy.layers import Layer
+from jaxbp.deploy.platforms import GAP8, XPULPNN_V1
+
+ROOT = Path(__file__).resolve().parents[2] / "shared" / "dory" / "dory" / "Hardware_targets" / "PULP" / "Backend_Kernels"
+
+
+def _need_sources():
+  if not (ROOT / "pulp-nn").is_dir() or not (ROOT / "pulp-nn-mixed").is_dir():
+    pytest.skip(f"PULP-NN sources not found under {ROOT}")
+
+
+def test_tables_are_what_the_sources_say():
+  _need_sources()
+  assert kernel_ops.derive_depthwise(ROOT) == kernel_ops.DEPTHWISE
+  assert kernel_ops.derive_add(ROOT) == kernel_ops.ADD
+  assert kernel_ops.derive_pool(ROOT) == kernel_ops.POOL
+
+
+def test_counter_on_known_statements():
+  # load, load, one SIMD dot product; pointer post-increments and the hardware-loop counter are free.
+  assert kernel_ops.count("v4s w = *(v4s *) pW; v4u x = *(v4u *) pB; sum = SumDotp(x, w, sum); pB += 4; pW += 4;"
+                          " j++;") == 3
+  assert kernel_ops.count("sum += x * w;") == 1  # a MAC.
+  assert kernel_ops.count("y = (a * m + b) >> s;") == 3
+  assert kernel_ops.count("*p = clip8(x);") == 2  # clip + store.
+  assert kernel_ops.count("x = a / b;") == kernel_ops.DIV_CYCLES
+
+
+def test_known_depthwise_loops():
+  d = kernel_ops.DEPTHWISE
+  nn = d[("pulp-nn", 8, 8, 8)]  # pulp_nn_depthwise_generic: lw, lw, sdotp per 4 taps; lb, lb, mac per leftover.
+  assert (nn.group, nn.dot, nn.left, nn.word, nn.weights) == (1, 3, 3, 4, 0)
+  x = d[("xpulpnn", 8, 8, 8)]  # MacLoad4 + MacLoadInit per 4 taps.
+  assert (x.dot, x.dot_mac_load) == (2, 2)
+  four = d[("xpulpv2", 4, 4, 4)]  # 2 channels per byte: 2 dot products per step, weights unpacked per channel pair.
+  assert four.group == 2 and four.dot == 2 * nn.dot and four.weights > 0 and four.word > 2 * nn.word
+  assert d[("xpulpnn", 2, 2, 2)].group == 4
+
+
+def test_depthwise_rate_on_gap8():
+  # 3x3, 64 channels, 32x32 output: ~2 MAC/cycle on 8 cores from the code (the doc's analytic model says ~1).
+  dw = Layer("dw", "depthwise", ("input",), (34, 34, 64), (32, 32, 64), kernel=(3, 3), groups=64)
+  rate = dw.macs / kernel_cycles(GAP8, dw, dw.out_shape, dw.in_shape).total
+  assert 1.8 < rate < 2.4
+  assert depthwise_loop(GAP8, dw) is kernel_ops.DEPTHWISE[("pulp-nn", 8, 8, 8)]
+  mixed = GAP8.replace(**{"kernel.mixed_library_8bit": True})
+  assert depthwise_loop(mixed, dw) is kernel_ops.DEPTHWISE[("xpulpv2", 8, 8, 8)]
+  assert depthwise_loop(XPULPNN_V1.replace(**{"kernel.mixed_library_8bit": True}), dw) is kernel_ops.DEPTHWISE[
+      ("xpulpnn", 8, 8, 8)]
+
+
+def test_add_and_pool_from_code():
+  a = kernel_ops.ADD
+  assert a[("pulp-nn", 8)].elems == 1 and a[("xpulpv2", 8)].elems == a[("xpulpv2", 4)].elems == 4
+  assert a[("xpulpv2", 4)].instr > a[("xpulpv2", 8)].instr  # 4-bit inputs unpacked, outputs packed.
+  add = Layer("add", "add", ("a", "b"), (8, 8, 64), (8, 8, 64), in2_shape=(8, 8, 64), bits_in2=8)
+  assert kernel_cycles(GAP8, add, add.out_shape, add.in_shape).total == 8 * 64 * a[("pulp-nn", 8)].instr
+  gap = Layer("gap", "pool", ("x",), (4, 4, 256), (1, 1, 256), kernel=(4, 4), mode="avg")
+  p = kernel_ops.POOL[("pulp-nn", "avg", 8)]  # one output row: one core works.
+  assert kernel_cycles(GAP8, gap, gap.out_shape, gap.in_shape).total == p.pixel + 256 * (p.channel + 16 * p.window)
