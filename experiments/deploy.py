@@ -106,6 +106,20 @@ def _classic(kind: str, folds, spec, data_dir, out: Path, rotations, seed: int):
   return results, sizes, source
 
 
+def _git_commit() -> str | None:
+  """The repository's HEAD commit (short; "+dirty" with uncommitted changes), None outside a git checkout."""
+  import subprocess  # pylint: disable=import-outside-toplevel
+  root = Path(__file__).resolve().parents[1]
+  try:
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                          check=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "jaxbp"], cwd=root,
+                           capture_output=True, text=True, check=True).stdout.strip()
+  except (OSError, subprocess.CalledProcessError):
+    return None
+  return head + ("+dirty" if dirty else "")
+
+
 def main(argv=None) -> int:
   args = parse_args(argv)
   t0 = time.perf_counter()
@@ -184,14 +198,18 @@ def main(argv=None) -> int:
     rows += study.model_rows(m, summaries, stage)
     timings[f"{m.id}_s"] = time.perf_counter() - t
   p = get_platform(args.platform)
+  commit = _git_commit()
   notes = [f"rotations {rotations}; float: max {config.float_fit.max_epochs} epochs (patience "
            f"{config.float_fit.patience}); QAT: max {config.qat_fit.max_epochs} epochs (patience "
            f"{config.qat_fit.patience}, lr {config.qat_fit.learning_rate:g})",
            "int8 size: weights at 8 bit + int32 biases; latency/energy: mean over rotations (a NAS model's "
-           "ops may differ per rotation); " + ("L2 + L3" if args.l3 else "L2 only: o.o.m. = does not fit L2")] + failures
+           "ops may differ per rotation); " + ("L2 + L3" if args.l3 else "L2 only: o.o.m. = does not fit L2"),
+           f"every rotation (re)simulated by jaxbp at commit {commit or 'unknown'} (finished rotations are "
+           "re-simulated on a rerun, so the cycle model is the same for all rows)"] + failures
   table = study.study_table(rows, dataset=spec.name, platform=p.name, freq_mhz=args.freq_mhz or p.freq_mhz,
                             notes=notes)
   table["timings"] = {**timings, "wall_s": time.perf_counter() - t0}
+  table["code"] = {"commit": commit, "jax": jax.__version__, "backend": jax.default_backend()}
   (out / "table.json").write_text(json.dumps(table, indent=1))
   md = study.markdown(table)
   (out / "table.md").write_text(md)

@@ -88,6 +88,22 @@ def test_table_marks_models_that_do_not_fit_l2_as_oom():
   assert int8["fits"] is False and int8["oom_reasons"] and int8["mae_sbp"] == pytest.approx(2.0)
 
 
+def test_finished_rotation_is_resimulated_with_the_current_cycle_model(tmp_path):
+  import json  # pylint: disable=import-outside-toplevel
+  from jaxbp.models import RESNET1D, config_to_dict  # pylint: disable=import-outside-toplevel
+  cfg = RESNET1D["ppgbp"]
+  config = study.StudyConfig(platform="gap8", freq_mhz=100.0)
+  now = study.simulation_summary(study.simulate_config(cfg, 262, "seed_r0", config))
+  stale = {**now, "latency_ms": 1.0, "energy_mj": 0.01}
+  path = tmp_path / "deploy.json"
+  path.write_text(json.dumps({"model": "seed", "rotation": 0, "config": config_to_dict(cfg), "deploy": stale}))
+  out = study.resimulate(json.loads(path.read_text()), 262, config, path)
+  assert out["deploy"] == now and out["deploy_before"] == stale and now["latency_ms"] > 1.0
+  assert json.loads(path.read_text())["deploy"] == now
+  again = study.resimulate(json.loads(path.read_text()), 262, config, path)
+  assert again["deploy_before"] == stale  # unchanged simulation: the file is not rewritten
+
+
 # ---------------------------------------------------------------- windows without beats
 
 

@@ -176,14 +176,15 @@ def deploy_rotation(model: StudyModel, rotation: int, split: Mapping[str, Any], 
 
   Writes under `workdir`: float.msgpack, int8.msgpack, float/ int8_twin/ int8/ (test predictions as
   `RotationResult`s; "int8" is the integer network's), graph/ (the integer graph), deploy.json (this
-  summary; its presence marks the rotation done). `on_graph(graph, test input codes, workdir)` (e.g. the C /
-  DORY ONNX export and its bit-exact check) adds its dict under "export".
+  summary; its presence marks the rotation done; a rerun only redoes its simulation, `resimulate`).
+  `on_graph(graph, test input codes, workdir)` (e.g. the C / DORY ONNX export and its bit-exact check) adds
+  its dict under "export".
   """
   rdir = Path(workdir)
   rdir.mkdir(parents=True, exist_ok=True)
   done = rdir / "deploy.json"
   if done.exists():
-    return _read_json(done)
+    return resimulate(_read_json(done), window, config, done)
   cfg = model.configs[rotation]
   task = pipeline.task_of(cfg)
   t0 = time.perf_counter()
@@ -225,10 +226,7 @@ def deploy_rotation(model: StudyModel, rotation: int, split: Mapping[str, Any], 
   res_int = RotationResult(rotation, sbp, dbp, test["sbp"], test["dbp"], np.full(n, split["train"]["sbp"].mean()),
                            np.full(n, split["train"]["dbp"].mean()), {"stage": "int8 integer", **extra})
   _save_result(rdir / "int8", res_int)
-  # Deployment: the same config's layer graph, int8 everywhere, on the platform.
-  platform = get_platform(config.platform)
-  net = with_uniform_bits(zoo.from_config(cfg, window, f"{model.id}_r{rotation}"), 8)
-  sim = simulate(net, platform, freq_mhz=config.freq_mhz, l3=config.l3)
+  sim = simulate_config(cfg, window, f"{model.id}_r{rotation}", config)
   n_params = count_params(fvars["params"])
   summary = {
       "model": model.id, "rotation": rotation, "config": config_to_dict(cfg), "task": task,
@@ -248,6 +246,29 @@ def deploy_rotation(model: StudyModel, rotation: int, split: Mapping[str, Any], 
   summary["timings"]["total_s"] = time.perf_counter() - t0
   _atomic_json(done, summary)
   return summary
+
+
+def simulate_config(cfg: ModelConfig, window: int, name: str, config: StudyConfig) -> Report:
+  """The config's layer graph, int8 everywhere, simulated on the study's platform (L2 only unless config.l3)."""
+  net = with_uniform_bits(zoo.from_config(cfg, window, name), 8)
+  return simulate(net, get_platform(config.platform), freq_mhz=config.freq_mhz, l3=config.l3)
+
+
+def resimulate(summary: dict[str, Any], window: int, config: StudyConfig,
+               path: Path | None = None) -> dict[str, Any]:
+  """A finished rotation's summary with its simulation redone by the current simulator (cheap: no training).
+
+  A table then reads one cycle model for every rotation, even when the simulator changed between the
+  rotations' runs. The old simulation, when different, is kept under "deploy_before"; `path` is rewritten.
+  """
+  cfg = config_from_dict(summary["config"])
+  sim = simulation_summary(simulate_config(cfg, window, f"{summary['model']}_r{summary['rotation']}", config))
+  if sim == summary.get("deploy"):
+    return summary
+  out = {**summary, "deploy": sim, "deploy_before": summary.get("deploy")}
+  if path is not None:
+    _atomic_json(path, out)
+  return out
 
 
 def simulation_summary(sim: Report) -> dict[str, Any]:
