@@ -24,6 +24,7 @@ def test_tables_are_what_the_sources_say():
   assert kernel_ops.derive_depthwise(ROOT) == kernel_ops.DEPTHWISE
   assert kernel_ops.derive_add(ROOT) == kernel_ops.ADD
   assert kernel_ops.derive_pool(ROOT) == kernel_ops.POOL
+  assert kernel_ops.derive_matmul_tails(ROOT) == kernel_ops.MATMUL_TAIL
 
 
 def test_counter_on_known_statements():
@@ -68,3 +69,31 @@ def test_add_and_pool_from_code():
   gap = Layer("gap", "pool", ("x",), (4, 4, 256), (1, 1, 256), kernel=(4, 4), mode="avg")
   p = kernel_ops.POOL[("pulp-nn", "avg", 8)]  # one output row: one core works.
   assert kernel_cycles(GAP8, gap, gap.out_shape, gap.in_shape).total == p.pixel + 256 * (p.channel + 16 * p.window)
+
+
+def test_matmul_tails():
+  t = kernel_ops.MATMUL_TAIL
+  # pulp-nn's 8-bit matmul: 8 inlined BN requantizations (mul, add, shift, clip) with their k/lambda loads and a
+  # store each = 56, + 16 accumulator/bias initialisations, pointers, loop set-ups.
+  assert t[("pulp-nn", 8, 8, 8)].block == 83 and t[("pulp-nn", 8, 8, 8)].tail == 14  # 6 byte loads + 8 MACs.
+  # pulp-nn-mixed calls its requantization helper (noinline): CALL_CYCLES more per output.
+  assert t[("xpulpv2", 8, 8, 8)].block == t[("pulp-nn", 8, 8, 8)].block + 8 * kernel_ops.CALL_CYCLES - 8
+  assert t[("xpulpv2", 2, 2, 2)].row == 0  # 2-bit outputs: no 1x2 leftover-channel path in the code.
+
+
+def test_mixed_network_runs_8bit_layers_with_the_mixed_library():
+  from jaxbp.deploy.layers import Network
+  from jaxbp.deploy.simulator import simulate, uses_mixed_library
+
+  conv8 = Layer("c8", "conv", ("input",), (10, 10, 16), (8, 8, 32), kernel=(3, 3))
+  conv4 = Layer("c4", "conv", ("c8",), (8, 8, 32), (6, 6, 32), kernel=(3, 3), bits_in=8, bits_w=4, bits_out=8)
+  net = Network("n", conv8.in_shape, (conv8, conv4))
+  assert uses_mixed_library(net) and uses_mixed_library(net, signed_input=False)
+  assert not uses_mixed_library(Network("n8", conv8.in_shape, (conv8,)), signed_input=False)
+  r = simulate(net, XPULPNN_V1)
+  p = XPULPNN_V1.replace(**{"kernel.mixed_library_8bit": True})
+  # the 8-bit layer runs xpulp_nn_conv_u8_u8_i8 (MAC&LOAD loop), not pulp-nn's 8-bit kernel.
+  assert "xpulp_nn_conv" in r.layers[0].kernel
+  mixed8 = kernel_cycles(p, conv8, conv8.out_shape, conv8.in_shape).total
+  plain8 = kernel_cycles(XPULPNN_V1, conv8, conv8.out_shape, conv8.in_shape).total
+  assert mixed8 != plain8 and r.layers[0].compute_cycles == pytest.approx(mixed8)

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jaxbp.deploy import calibration, zoo
-from jaxbp.deploy.kernels import kernel_cycles
+from jaxbp.deploy.kernels import conv_loop, kernel_cycles
 from jaxbp.deploy.latency_table import profile_layer
 from jaxbp.deploy.layers import Layer, Network, conv_out, same_padding, with_uniform_bits
 from jaxbp.deploy.platforms import GAP8, XPULPNN_V1, XPULPNN_V2, XPULPV2, get_platform
@@ -115,11 +115,12 @@ def test_xpulpnn_mismatched_widths_follow_the_kernel_code(shape, pair):
       assert kc(XPULPNN_V1, mixed) > kc(XPULPNN_V2, mixed)
       v2_mixed_lib = XPULPNN_V2.replace(**{"kernel.mixed_library_8bit": True})  # equal widths, same library.
       assert kc(XPULPNN_V2, mixed) <= kc(v2_mixed_lib, equal)  # v2: narrower weights cost nothing extra.
-  else:
-    assert kc(XPULPNN_V1, mixed) == kc(XPULPNN_V2, mixed)
-  assert kc(XPULPNN_V1, mixed) >= kc(XPULPNN_V2, mixed)
+  else:  # narrower activations: the same inner loop (the requantization code around it differs a little).
+    l1, l2 = conv_loop(XPULPNN_V1, a, b), conv_loop(XPULPNN_V2, a, b)
+    assert (l1.instr, l1.macs, l1.act_bits) == (l2.instr, l2.macs, l2.act_bits)
+    assert kc(XPULPNN_V1, mixed) == pytest.approx(kc(XPULPNN_V2, mixed), rel=0.1)
   same = make(op, h, w, cin, cout, k, (wide, wide, wide))
-  assert kc(XPULPNN_V1, same) == kc(XPULPNN_V2, same)  # equal widths: identical loop.
+  assert kc(XPULPNN_V1, same) == pytest.approx(kc(XPULPNN_V2, same), rel=0.1)  # equal widths: same inner loop.
 
 
 def test_subbyte_simd_speeds_up_compute_on_xpulpnn():
@@ -185,9 +186,11 @@ def test_calibration_errors_are_bounded():
   for f in figs.values():
     if f.name.startswith("1-core mixed") and f.fitted:  # mac_load_cycles, calibrated on a8/w8.
       assert abs(f.error) < 0.01, f
-    elif f.name.startswith("1-core mixed"):  # validation of the code-derived loops (worst: a2/w2, +25 %).
-      assert abs(f.error) < 0.30, f
-    elif f.name.startswith("SDK") and "'same'" in f.note:
+    elif f.name.startswith("1-core mixed"):  # validation of the code-derived loops (worst: a4/w4, +13.9 %).
+      assert abs(f.error) < 0.16, f
+    elif f.name.startswith("SDK") and "no SIMD" in f.name:
       assert abs(f.error) < 0.10, f
+    elif f.name.startswith("SDK"):  # PULP-NN's code on the SDK's 1-input-channel 5x5 layer: slower than the SDK's
+      assert 0.3 < f.error < 0.7, f  # own kernel (83 cycles of requantization per 4x2 block of 25-element sums).
     elif "peak" in f.name or "incl. DMA" in f.name:
-      assert abs(f.error) < 0.15, f
+      assert abs(f.error) < 0.10, f

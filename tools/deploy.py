@@ -178,6 +178,8 @@ def cmd_calibrate(args) -> int:
     print(calibration.markdown(calibration.figures(tiler=tiler)))
     print()
   print(calibration.conv_cost_table())
+  print()
+  print(calibration.ops_cost_table())
   return 0
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from jaxbp.deploy import kernel_code
+from jaxbp.deploy import kernel_code, kernel_ops
 from jaxbp.deploy.kernels import iteration_cycles, kernel_cycles
 from jaxbp.deploy.layers import Layer, Network, conv_out
 from jaxbp.deploy.platforms import GAP8, XPULPNN_V1, XPULPNN_V2, Platform
@@ -95,15 +95,61 @@ def figures(gap8: Platform = GAP8, v2: Platform = XPULPNN_V2, tiler: str = DEFAU
     out.append(Figure(f"1-core mixed precision a{a}/w{w}", value, layer.macs / kernel_only(layer, core), "MAC/cycle",
                       fitted=(a, w) == (8, 8),
                       note="xpulpnn-v2 core, 3x3, 64->64, 16x16 output (assumed layer), output at activation bits"))
-  dw = Layer("dw", "depthwise", ("input",), (34, 34, 64), (32, 32, 64), kernel=(3, 3), groups=64)
+  dw = DW_LAYER
   out.append(Figure("depthwise, 8 cores (doc analytic model)", 1.0, dw.macs / kernel_only(dw, gap8), "MAC/cycle",
-                    note="3x3, 64 channels, 32x32 output; the doc's ~1 MAC/cycle is a model, not a measurement"))
+                    note="3x3, 64 channels, 32x32 output, pulp_nn_depthwise_generic counted from the code; the "
+                         "doc's ~1 MAC/cycle is a model, not a measurement (no published depthwise figure)"))
   out.append(Figure("usable L1 on GAP8 (DORY)", 36_700, gap8.l1_usable_bytes, "bytes",
                     note="64 kB minus stacks (3,500 + 7 x 3,400 B) and runtime"))
   return out
 
 
 CONV_TABLE_PAIRS = ((8, 8), (4, 4), (2, 2), (8, 4), (4, 8), (8, 2))
+DW_LAYER = Layer("dw", "depthwise", ("input",), (34, 34, 64), (32, 32, 64), kernel=(3, 3), groups=64)
+DW_BITS = ((8, 8, 8), (4, 4, 4), (2, 2, 2), (8, 4, 8), (8, 2, 8), (8, 8, 4))
+# kernel_ops library -> (platform it runs on, whether DORY links pulp-nn-mixed).
+OPS_LIBS = {"pulp-nn": (GAP8, False), "xpulpv2": (GAP8, True), "xpulpnn": (XPULPNN_V1, True)}
+
+
+def ops_cost_table(bits: tuple[tuple[int, int, int], ...] = DW_BITS) -> str:
+  """Markdown: depthwise, add and average-pool costs counted from the kernel code (`kernel_ops`), per library
+  (pulp-nn: DORY's 8-bit library; pulp-nn-mixed XpulpV2 = "mixed-sw"; XpulpNN = "mixed-hw", also used for
+  XpulpNN-mixed, which ships none), with the cluster rate on reference layers (8 cores, data in L1)."""
+  lines = ["| kernel | library | bits in/w/out | code counts (instructions) | 8-core rate | file (Backend_Kernels/...) |",
+           "|---|---|---|---|---|---|"]
+  for lib, (p, mixed) in OPS_LIBS.items():
+    q = p.replace(**{"kernel.mixed_library_8bit": mixed})
+    for a, w, o in bits:
+      loop = kernel_ops.DEPTHWISE.get((lib, a, w, o))
+      if loop is None:
+        continue
+      layer = dataclasses.replace(DW_LAYER, bits_in=a, bits_w=w, bits_out=o)
+      rate = layer.macs / kernel_only(layer, q)
+      lines.append(f"| depthwise 3x3 | {lib} | {a}/{w}/{o} | per {loop.group} ch: dot {loop.dot} ({loop.dot_mac_load} "
+                   f"MAC&LOAD) per 4 taps, leftover {loop.left}/tap, output {loop.output}, im2col {loop.word}/word + "
+                   f"{loop.row}/row, weights {loop.weights}/tap | {rate:.2f} MAC/cycle | {loop.file} |")
+  for lib, (p, mixed) in OPS_LIBS.items():
+    q = p.replace(**{"kernel.mixed_library_8bit": mixed})
+    for b in (8, 4, 2):
+      add = kernel_ops.ADD.get((lib, b))
+      if add is None:
+        continue
+      layer = Layer("add", "add", ("a", "b"), (16, 16, 64), (16, 16, 64), in2_shape=(16, 16, 64), bits_in=b,
+                    bits_in2=b, bits_out=b)
+      cyc = kernel_only(layer, q)
+      lines.append(f"| add | {lib} | {b}/{b}/{b} | {add.instr} per {add.elems} outputs | "
+                   f"{layer.out_shape[0] * layer.out_shape[1] * 64 / cyc:.2f} outputs/cycle | {add.file} |")
+  for lib, (p, mixed) in OPS_LIBS.items():
+    q = p.replace(**{"kernel.mixed_library_8bit": mixed})
+    for b in (8, 4, 2):
+      pool = kernel_ops.POOL.get((lib, "avg", b))
+      if pool is None:
+        continue
+      layer = Layer("gap", "pool", ("x",), (8, 8, 256), (1, 1, 256), kernel=(8, 8), mode="avg", bits_in=b, bits_out=b)
+      lines.append(f"| global avg pool 8x8 | {lib} | {b}/-/{b} | per {pool.group} ch: {pool.window}/window element, "
+                   f"{pool.channel} requant+loop; {pool.pixel}/pixel | {8 * 8 * 256 / kernel_only(layer, q):.2f} "
+                   f"inputs/cycle (1 core: one output row) | {pool.file} |")
+  return "\n".join(lines)
 
 
 def conv_cost_table(platforms: tuple[Platform, ...] = (GAP8, XPULPNN_V1, XPULPNN_V2),

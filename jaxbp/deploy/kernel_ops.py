@@ -386,11 +386,72 @@ def derive_pool(root: str | Path) -> dict[tuple[str, str, int], PoolLoop]:
   return out
 
 
+@dataclasses.dataclass(frozen=True)
+class MatmulTail:
+  """What the code says around a conv's matmul inner loop (`kernel_code.CONV_INNER`), per 4x2 block (4 output
+  channels x 2 pixels: `block` = set-up, requantization, output packing, stores, loop control; `tail` per
+  reduction element left over by the inner loop) and per leftover output channel of the 1x2 path (`row`,
+  `row_tail`; 0 where the kernel has no 1x2 path: 2-bit outputs need Cout % 4 == 0)."""
+
+  file: str
+  block: int
+  tail: float
+  row: int
+  row_tail: float
+
+
+def _tail_loop(block: str, h: dict[str, int]) -> float:
+  """Instructions per reduction element of the leftover loop over `col_cnt_im2col` in `block`."""
+  spans = _blocks(block, r"\bwhile\s*\(\s*col_cnt_im2col[^)]*\)\s*")
+  spans += [(s, e) for s, e in _blocks(block, r"\bdo\s*") if re.match(r"\s*while\s*\(\s*col_cnt_im2col", block[e:])]
+  if not spans:
+    return 0.0
+  s, e = spans[0]
+  body = block[s:e].split("{", 1)[1].rsplit("}", 1)[0]
+  step = re.search(r"col_cnt_im2col\s*-=\s*(\d+)", body)
+  return count(body, h) / (int(step.group(1)) if step else 1)
+
+
+def matmul_tail(path: Path, utils: str, rel: str) -> MatmulTail:
+  src = _clean(path.read_text())
+  h = _helpers(utils)
+  main = _inner(src, r"\bfor\s*\(\s*int\s+i\s*=\s*0\s*;\s*i\s*<\s*\(?\s*ch_out\s*>>\s*2\s*\)?[^{]*")
+  loops = 2 * SETUP_CYCLES + LOOP_CYCLES  # the inner loop and the leftover loop set up, the block loop itself.
+  if not re.search(r"\bwhile\s*\(\s*chan_left\s*\)", src):  # 2-bit outputs: no 1x2 path (Cout % 4 == 0).
+    return MatmulTail(rel, count(main, h) + loops, _tail_loop(main, h), 0, 0.0)
+  row = _inner(src, r"\bwhile\s*\(\s*chan_left\s*\)\s*")
+  return MatmulTail(rel, count(main, h) + loops, _tail_loop(main, h), count(row, h) + loops, _tail_loop(row, h))
+
+
+def derive_matmul_tails(root: str | Path) -> dict[tuple[str, int, int, int], MatmulTail]:
+  """{(isa, b_in, b_w, b_out): MatmulTail} of the matmul each unsigned pulp-nn-mixed conv kernel calls (the ISA
+  directories of `kernel_code.ISA_DIRS`), and ("pulp-nn", 8, 8, 8): pulp-nn's 8-bit `pulp_nn_matmul`."""
+  from jaxbp.deploy.kernel_code import ISA_DIRS, PREFIX  # noqa: PLC0415 (same package, table order)
+  root = Path(root)
+  base, utils = _lib(root, "pulp-nn")
+  f = base / "src" / "pulp_nn_matmul.c"
+  out = {("pulp-nn", 8, 8, 8): matmul_tail(f, utils, str(f.relative_to(root)))}
+  for isa, d in ISA_DIRS.items():
+    lib = {"XpulpV2": "xpulpv2", "XpulpNN": "xpulpnn", "XpulpNN-mixed": "xpulpnn-mixed"}[d]
+    base, utils = _lib(root, lib)
+    if lib == "xpulpnn-mixed":
+      utils = (base / "include" / "pulp_nn_utils.h").read_text()
+    for a in BITS:
+      for w in BITS:
+        for o in BITS:
+          conv = (base / "src" / "Convolution" / f"{PREFIX[isa]}_u{a}_u{o}_i{w}.c").read_text()
+          mm = re.search(r"\b(x?pulp_nn_(?:mix_)?matmul_\w+?)\s*\(", conv).group(1)
+          f = base / "src" / "MatrixMultiplication" / f"{mm}.c"
+          out[(isa, a, w, o)] = matmul_tail(f, utils, str(f.relative_to(root)))
+  return out
+
+
 def literal() -> str:
   """The tables below as Python source (to refresh them after a kernel update)."""
   root = backend_root()
   parts = []
-  for name, table in (("DEPTHWISE", derive_depthwise(root)), ("ADD", derive_add(root)), ("POOL", derive_pool(root))):
+  for name, table in (("DEPTHWISE", derive_depthwise(root)), ("ADD", derive_add(root)), ("POOL", derive_pool(root)),
+                      ("MATMUL_TAIL", derive_matmul_tails(root))):
     rows = "\n".join(f"    {k!r}: {v!r}," for k, v in table.items())
     parts.append(f"{name} = {{\n{rows}\n}}")
   return "\n\n".join(parts)
@@ -478,3 +539,89 @@ POOL = {
     ('xpulpnn', 'avg', 2): PoolLoop(file='pulp-nn-mixed/XpulpNN/32bit/src/Pooling/AvgPool/xpulp_nn_avgpool_u2_u2.c', kind='avg', group=4, pixel=22, channel=29, window=13, copy=0, word=0, call=0),
     ('xpulpnn', 'max', 8): PoolLoop(file='pulp-nn-mixed/XpulpNN/32bit/src/Pooling/MaxPool/xpulp_nn_maxpool_u8.c', kind='max', group=1, pixel=14, channel=0, window=0, copy=2, word=4, call=7),
 }
+
+MATMUL_TAIL = {
+    ('pulp-nn', 8, 8, 8): MatmulTail(file='pulp-nn/32bit/src/pulp_nn_matmul.c', block=83, tail=14.0, row=25, row_tail=5.0),
+    ('xpulpv2', 8, 8, 8): MatmulTail(file='pulp-nn-mixed/XpulpV2/32bit/src/MatrixMultiplication/pulp_nn_matmul_u8_u8_i8.c', block=107, tail=14.0, row=31, row_tail=5.0),
+    ('xpulpv2', 8, 8, 4): MatmulTail(file='pulp-nn-mixed/XpulpV2/32bit/src/MatrixMultiplication/pulp_nn_matmul_u8_u4_i8.c', block=107, tail=14.0, row=42, row_tail=5.0),
+    ('xpulpv2', 8, 8, 2): MatmulTail(file='pulp-nn-mixed/XpulpV2/32bit/src/MatrixMultiplication/pulp_nn_matmul_u8_u2_i8.c', block=107, tail=14.0, row=0, row_tail=0.0),
+    ('xpulpv2', 8, 4, 8): MatmulTail(file='pulp-nn-mixed/XpulpV2/32bit/src/MatrixMultiplication/pulp_nn_matmul_u8_u8_i4.c', block=107, tail=18.5, row=31, row_tail=6.5),
+    ('xpulpv2', 8, 4, 4): MatmulTail(file='pulp-nn-mixed/XpulpV2/32bit/src/MatrixMultiplication/pulp_nn_matmul_u8_u4_i4.c', block=107, tail=18.5, row=42, row_tail=6.5),
+    ('xpulpv2', 8, 4, 2): MatmulTail(file='pulp-nn-mixed/XpulpV2/32bit/src/MatrixMultiplication/pulp_nn_matmul_u8_u2_i4.c', block=107, tail=18.5, row=0, row_tail=0.0),
+    ('xpulpv2', 8, 2, 8): MatmulTail(file='pulp-nn-mixed/XpulpV2/32bit/src/MatrixMultiplication/pulp_nn_matmul_u8_u8_i2.c', block=107, tail=18.25, row=31, row_tail=6.25),
+    ('xpulpv2', 8, 2, 4): MatmulTail(file='pulp-nn-mixed/XpulpV2/32bit/src/MatrixMultiplication/pulp_nn_matmul_u8_u4_i2.c', block=107, tail=18.25, row=42, row_tail=6.25),
+    ('xpulpv2', 8, 2, 2): MatmulTail(file='pulp-nn-mixed/XpulpV2/32bit/src/MatrixMultiplication/pulp_nn_matmul_u8_u2_i2.c', block=107, tail=18.25, row=0, row_tail=0.0),
+    ('xpulpv2', 4, 8, 8): MatmulTail(file='pulp-nn-mixed/XpulpV2/32bit/src/MatrixMultiplication/pulp_nn_matmul_u8_u8_i8.c', block=107, tail=14.0, row=31, row_tail=5.0),
+    ('xpulpv2', 4, 8, 4): MatmulTail(file='pulp-nn-mixed/XpulpV2/32bit/src/MatrixMultiplication/pulp_nn_matmul_u8_u4_i8.c', block=107, tail=14.0, row=42, row_tail=5.0),
+    ('xpulpv2', 4, 8, 2): MatmulTail(file='pulp-nn-mixed/XpulpV2/32bit/src/MatrixMultiplication/pulp_nn_matmul_u8_u2_i8.c', block=107, tail=14.0, row=0, row_tail=0.0),
+    ('xpulpv2', 4, 4, 8): MatmulTail(file='pulp-nn-mixed/XpulpV2/32bit/src/MatrixMultiplication/pulp_nn_matmul_u8_u8_i4.c', block=107, tail=18.5, row=31, row_tail=6.5),
+    ('xpulpv2', 4, 4, 4): MatmulTail(file='pulp-nn-mixed/XpulpV2/32bit/src/MatrixMultiplication/pulp_nn_matmul_u8_u4_i4.c', block=107, tail=18.5, row=42, row_tail=6.5),
+    ('xpulpv2', 4, 4, 2): MatmulTail(file='pulp-nn-mixed/XpulpV2/32bit/src/MatrixMultiplication/pulp_nn_matmul_u8_u2_i4.c', block=107, tail=18.5, row=0, row_tail=0.0),
+    ('xpulpv2', 4, 2, 8): MatmulTail(file='pulp-nn-mixed/XpulpV2/32bit/src/MatrixMultiplication/pulp_nn_matmul_u8_u8_i2.c', block=107, tail=18.25, row=31, row_tail=6.25),
+    ('xpulpv2', 4, 2, 4): MatmulTail(file='pulp-nn-mixed/XpulpV2/32bit/src/MatrixMultiplication/pulp_nn_matmul_u8_u4_i2.c', block=107, tail=18.25, row=42, row_tail=6.25),
+    ('xpulpv2', 4, 2, 2): MatmulTail(file='pulp-nn-mixed/XpulpV2/32bit/src/MatrixMultiplication/pulp_nn_matmul_u8_u2_i2.c', block=107, tail=18.25, row=0, row_tail=0.0),
+    ('xpulpv2', 2, 8, 8): MatmulTail(file='pulp-nn-mixed/XpulpV2/32bit/src/MatrixMultiplication/pulp_nn_matmul_u8_u8_i8.c', block=107, tail=14.0, row=31, row_tail=5.0),
+    ('xpulpv2', 2, 8, 4): MatmulTail(file='pulp-nn-mixed/XpulpV2/32bit/src/MatrixMultiplication/pulp_nn_matmul_u8_u4_i8.c', block=107, tail=14.0, row=42, row_tail=5.0),
+    ('xpulpv2', 2, 8, 2): MatmulTail(file='pulp-nn-mixed/XpulpV2/32bit/src/MatrixMultiplication/pulp_nn_matmul_u8_u2_i8.c', block=107, tail=14.0, row=0, row_tail=0.0),
+    ('xpulpv2', 2, 4, 8): MatmulTail(file='pulp-nn-mixed/XpulpV2/32bit/src/MatrixMultiplication/pulp_nn_matmul_u8_u8_i4.c', block=107, tail=18.5, row=31, row_tail=6.5),
+    ('xpulpv2', 2, 4, 4): MatmulTail(file='pulp-nn-mixed/XpulpV2/32bit/src/MatrixMultiplication/pulp_nn_matmul_u8_u4_i4.c', block=107, tail=18.5, row=42, row_tail=6.5),
+    ('xpulpv2', 2, 4, 2): MatmulTail(file='pulp-nn-mixed/XpulpV2/32bit/src/MatrixMultiplication/pulp_nn_matmul_u8_u2_i4.c', block=107, tail=18.5, row=0, row_tail=0.0),
+    ('xpulpv2', 2, 2, 8): MatmulTail(file='pulp-nn-mixed/XpulpV2/32bit/src/MatrixMultiplication/pulp_nn_matmul_u8_u8_i2.c', block=107, tail=18.25, row=31, row_tail=6.25),
+    ('xpulpv2', 2, 2, 4): MatmulTail(file='pulp-nn-mixed/XpulpV2/32bit/src/MatrixMultiplication/pulp_nn_matmul_u8_u4_i2.c', block=107, tail=18.25, row=42, row_tail=6.25),
+    ('xpulpv2', 2, 2, 2): MatmulTail(file='pulp-nn-mixed/XpulpV2/32bit/src/MatrixMultiplication/pulp_nn_matmul_u8_u2_i2.c', block=107, tail=18.25, row=0, row_tail=0.0),
+    ('xpulpnn-v1', 8, 8, 8): MatmulTail(file='pulp-nn-mixed/XpulpNN/32bit/src/MatrixMultiplication/xpulp_nn_matmul_u8_u8_i8.c', block=129, tail=14.0, row=45, row_tail=5.0),
+    ('xpulpnn-v1', 8, 8, 4): MatmulTail(file='pulp-nn-mixed/XpulpNN/32bit/src/MatrixMultiplication/xpulp_nn_matmul_u8_u4_i8.c', block=129, tail=14.0, row=56, row_tail=5.0),
+    ('xpulpnn-v1', 8, 8, 2): MatmulTail(file='pulp-nn-mixed/XpulpNN/32bit/src/MatrixMultiplication/xpulp_nn_matmul_u8_u2_i8.c', block=129, tail=14.0, row=0, row_tail=0.0),
+    ('xpulpnn-v1', 8, 4, 8): MatmulTail(file='pulp-nn-mixed/XpulpNN/32bit/src/MatrixMultiplication/xpulp_nn_matmul_u8_u8_i4.c', block=131, tail=18.5, row=43, row_tail=6.5),
+    ('xpulpnn-v1', 8, 4, 4): MatmulTail(file='pulp-nn-mixed/XpulpNN/32bit/src/MatrixMultiplication/xpulp_nn_matmul_u8_u4_i4.c', block=131, tail=18.5, row=54, row_tail=6.5),
+    ('xpulpnn-v1', 8, 4, 2): MatmulTail(file='pulp-nn-mixed/XpulpNN/32bit/src/MatrixMultiplication/xpulp_nn_matmul_u8_u2_i4.c', block=131, tail=18.5, row=0, row_tail=0.0),
+    ('xpulpnn-v1', 8, 2, 8): MatmulTail(file='pulp-nn-mixed/XpulpNN/32bit/src/MatrixMultiplication/xpulp_nn_matmul_u8_u8_i2.c', block=131, tail=18.25, row=43, row_tail=6.25),
+    ('xpulpnn-v1', 8, 2, 4): MatmulTail(file='pulp-nn-mixed/XpulpNN/32bit/src/MatrixMultiplication/xpulp_nn_matmul_u8_u4_i2.c', block=131, tail=18.25, row=54, row_tail=6.25),
+    ('xpulpnn-v1', 8, 2, 2): MatmulTail(file='pulp-nn-mixed/XpulpNN/32bit/src/MatrixMultiplication/xpulp_nn_matmul_u8_u2_i2.c', block=131, tail=18.25, row=0, row_tail=0.0),
+    ('xpulpnn-v1', 4, 8, 8): MatmulTail(file='pulp-nn-mixed/XpulpNN/32bit/src/MatrixMultiplication/xpulp_nn_matmul_u4_u8_i8.c', block=129, tail=14.0, row=45, row_tail=5.0),
+    ('xpulpnn-v1', 4, 8, 4): MatmulTail(file='pulp-nn-mixed/XpulpNN/32bit/src/MatrixMultiplication/xpulp_nn_matmul_u4_u4_i8.c', block=129, tail=14.0, row=56, row_tail=5.0),
+    ('xpulpnn-v1', 4, 8, 2): MatmulTail(file='pulp-nn-mixed/XpulpNN/32bit/src/MatrixMultiplication/xpulp_nn_matmul_u4_u2_i8.c', block=129, tail=14.0, row=0, row_tail=0.0),
+    ('xpulpnn-v1', 4, 4, 8): MatmulTail(file='pulp-nn-mixed/XpulpNN/32bit/src/MatrixMultiplication/xpulp_nn_matmul_u4_u8_i4.c', block=129, tail=20.5, row=45, row_tail=8.5),
+    ('xpulpnn-v1', 4, 4, 4): MatmulTail(file='pulp-nn-mixed/XpulpNN/32bit/src/MatrixMultiplication/xpulp_nn_matmul_u4_u4_i4.c', block=129, tail=20.5, row=56, row_tail=8.5),
+    ('xpulpnn-v1', 4, 4, 2): MatmulTail(file='pulp-nn-mixed/XpulpNN/32bit/src/MatrixMultiplication/xpulp_nn_matmul_u4_u2_i4.c', block=129, tail=20.5, row=0, row_tail=0.0),
+    ('xpulpnn-v1', 4, 2, 8): MatmulTail(file='pulp-nn-mixed/XpulpNN/32bit/src/MatrixMultiplication/xpulp_nn_matmul_u4_u8_i2.c', block=131, tail=20.25, row=43, row_tail=8.25),
+    ('xpulpnn-v1', 4, 2, 4): MatmulTail(file='pulp-nn-mixed/XpulpNN/32bit/src/MatrixMultiplication/xpulp_nn_matmul_u4_u4_i2.c', block=131, tail=20.25, row=54, row_tail=8.25),
+    ('xpulpnn-v1', 4, 2, 2): MatmulTail(file='pulp-nn-mixed/XpulpNN/32bit/src/MatrixMultiplication/xpulp_nn_matmul_u4_u2_i2.c', block=131, tail=20.25, row=0, row_tail=0.0),
+    ('xpulpnn-v1', 2, 8, 8): MatmulTail(file='pulp-nn-mixed/XpulpNN/32bit/src/MatrixMultiplication/xpulp_nn_matmul_u2_u8_i8.c', block=129, tail=14.0, row=45, row_tail=5.0),
+    ('xpulpnn-v1', 2, 8, 4): MatmulTail(file='pulp-nn-mixed/XpulpNN/32bit/src/MatrixMultiplication/xpulp_nn_matmul_u2_u4_i8.c', block=129, tail=14.0, row=56, row_tail=5.0),
+    ('xpulpnn-v1', 2, 8, 2): MatmulTail(file='pulp-nn-mixed/XpulpNN/32bit/src/MatrixMultiplication/xpulp_nn_matmul_u2_u2_i8.c', block=129, tail=14.0, row=0, row_tail=0.0),
+    ('xpulpnn-v1', 2, 4, 8): MatmulTail(file='pulp-nn-mixed/XpulpNN/32bit/src/MatrixMultiplication/xpulp_nn_matmul_u2_u8_i4.c', block=129, tail=20.5, row=45, row_tail=8.5),
+    ('xpulpnn-v1', 2, 4, 4): MatmulTail(file='pulp-nn-mixed/XpulpNN/32bit/src/MatrixMultiplication/xpulp_nn_matmul_u2_u4_i4.c', block=129, tail=20.5, row=56, row_tail=8.5),
+    ('xpulpnn-v1', 2, 4, 2): MatmulTail(file='pulp-nn-mixed/XpulpNN/32bit/src/MatrixMultiplication/xpulp_nn_matmul_u2_u2_i4.c', block=129, tail=20.5, row=0, row_tail=0.0),
+    ('xpulpnn-v1', 2, 2, 8): MatmulTail(file='pulp-nn-mixed/XpulpNN/32bit/src/MatrixMultiplication/xpulp_nn_matmul_u2_u8_i2.c', block=129, tail=20.25, row=45, row_tail=8.25),
+    ('xpulpnn-v1', 2, 2, 4): MatmulTail(file='pulp-nn-mixed/XpulpNN/32bit/src/MatrixMultiplication/xpulp_nn_matmul_u2_u4_i2.c', block=129, tail=20.25, row=56, row_tail=8.25),
+    ('xpulpnn-v1', 2, 2, 2): MatmulTail(file='pulp-nn-mixed/XpulpNN/32bit/src/MatrixMultiplication/xpulp_nn_matmul_u2_u2_i2.c', block=129, tail=20.25, row=0, row_tail=0.0),
+    ('xpulpnn-v2', 8, 8, 8): MatmulTail(file='pulp-nn-mixed/XpulpNN-mixed/32bit/src/MatrixMultiplication/xpulp_nn_mix_matmul_u8_u8_i8.c', block=121, tail=14.0, row=49, row_tail=5.0),
+    ('xpulpnn-v2', 8, 8, 4): MatmulTail(file='pulp-nn-mixed/XpulpNN-mixed/32bit/src/MatrixMultiplication/xpulp_nn_mix_matmul_u8_u4_i8.c', block=121, tail=14.0, row=60, row_tail=5.0),
+    ('xpulpnn-v2', 8, 8, 2): MatmulTail(file='pulp-nn-mixed/XpulpNN-mixed/32bit/src/MatrixMultiplication/xpulp_nn_mix_matmul_u8_u2_i8.c', block=121, tail=14.0, row=0, row_tail=0.0),
+    ('xpulpnn-v2', 8, 4, 8): MatmulTail(file='pulp-nn-mixed/XpulpNN-mixed/32bit/src/MatrixMultiplication/xpulp_nn_mix_matmul_u8_u8_i4.c', block=118, tail=18.5, row=44, row_tail=6.5),
+    ('xpulpnn-v2', 8, 4, 4): MatmulTail(file='pulp-nn-mixed/XpulpNN-mixed/32bit/src/MatrixMultiplication/xpulp_nn_mix_matmul_u8_u4_i4.c', block=118, tail=18.5, row=55, row_tail=6.5),
+    ('xpulpnn-v2', 8, 4, 2): MatmulTail(file='pulp-nn-mixed/XpulpNN-mixed/32bit/src/MatrixMultiplication/xpulp_nn_mix_matmul_u8_u2_i4.c', block=118, tail=18.5, row=0, row_tail=0.0),
+    ('xpulpnn-v2', 8, 2, 8): MatmulTail(file='pulp-nn-mixed/XpulpNN-mixed/32bit/src/MatrixMultiplication/xpulp_nn_mix_matmul_u8_u8_i2.c', block=118, tail=18.25, row=44, row_tail=6.25),
+    ('xpulpnn-v2', 8, 2, 4): MatmulTail(file='pulp-nn-mixed/XpulpNN-mixed/32bit/src/MatrixMultiplication/xpulp_nn_mix_matmul_u8_u4_i2.c', block=118, tail=18.25, row=55, row_tail=6.25),
+    ('xpulpnn-v2', 8, 2, 2): MatmulTail(file='pulp-nn-mixed/XpulpNN-mixed/32bit/src/MatrixMultiplication/xpulp_nn_mix_matmul_u8_u2_i2.c', block=118, tail=18.25, row=0, row_tail=0.0),
+    ('xpulpnn-v2', 4, 8, 8): MatmulTail(file='pulp-nn-mixed/XpulpNN-mixed/32bit/src/MatrixMultiplication/xpulp_nn_mix_matmul_u4_u8_i8.c', block=121, tail=14.0, row=49, row_tail=5.0),
+    ('xpulpnn-v2', 4, 8, 4): MatmulTail(file='pulp-nn-mixed/XpulpNN-mixed/32bit/src/MatrixMultiplication/xpulp_nn_mix_matmul_u4_u4_i8.c', block=121, tail=14.0, row=60, row_tail=5.0),
+    ('xpulpnn-v2', 4, 8, 2): MatmulTail(file='pulp-nn-mixed/XpulpNN-mixed/32bit/src/MatrixMultiplication/xpulp_nn_mix_matmul_u4_u2_i8.c', block=121, tail=14.0, row=0, row_tail=0.0),
+    ('xpulpnn-v2', 4, 4, 8): MatmulTail(file='pulp-nn-mixed/XpulpNN-mixed/32bit/src/MatrixMultiplication/xpulp_nn_mix_matmul_u4_u8_i4.c', block=121, tail=20.5, row=49, row_tail=8.5),
+    ('xpulpnn-v2', 4, 4, 4): MatmulTail(file='pulp-nn-mixed/XpulpNN-mixed/32bit/src/MatrixMultiplication/xpulp_nn_mix_matmul_u4_u4_i4.c', block=121, tail=20.5, row=60, row_tail=8.5),
+    ('xpulpnn-v2', 4, 4, 2): MatmulTail(file='pulp-nn-mixed/XpulpNN-mixed/32bit/src/MatrixMultiplication/xpulp_nn_mix_matmul_u4_u2_i4.c', block=121, tail=20.5, row=0, row_tail=0.0),
+    ('xpulpnn-v2', 4, 2, 8): MatmulTail(file='pulp-nn-mixed/XpulpNN-mixed/32bit/src/MatrixMultiplication/xpulp_nn_mix_matmul_u4_u8_i2.c', block=118, tail=20.25, row=44, row_tail=8.25),
+    ('xpulpnn-v2', 4, 2, 4): MatmulTail(file='pulp-nn-mixed/XpulpNN-mixed/32bit/src/MatrixMultiplication/xpulp_nn_mix_matmul_u4_u4_i2.c', block=118, tail=20.25, row=55, row_tail=8.25),
+    ('xpulpnn-v2', 4, 2, 2): MatmulTail(file='pulp-nn-mixed/XpulpNN-mixed/32bit/src/MatrixMultiplication/xpulp_nn_mix_matmul_u4_u2_i2.c', block=118, tail=20.25, row=0, row_tail=0.0),
+    ('xpulpnn-v2', 2, 8, 8): MatmulTail(file='pulp-nn-mixed/XpulpNN-mixed/32bit/src/MatrixMultiplication/xpulp_nn_mix_matmul_u2_u8_i8.c', block=121, tail=14.0, row=49, row_tail=5.0),
+    ('xpulpnn-v2', 2, 8, 4): MatmulTail(file='pulp-nn-mixed/XpulpNN-mixed/32bit/src/MatrixMultiplication/xpulp_nn_mix_matmul_u2_u4_i8.c', block=121, tail=14.0, row=60, row_tail=5.0),
+    ('xpulpnn-v2', 2, 8, 2): MatmulTail(file='pulp-nn-mixed/XpulpNN-mixed/32bit/src/MatrixMultiplication/xpulp_nn_mix_matmul_u2_u2_i8.c', block=121, tail=14.0, row=0, row_tail=0.0),
+    ('xpulpnn-v2', 2, 4, 8): MatmulTail(file='pulp-nn-mixed/XpulpNN-mixed/32bit/src/MatrixMultiplication/xpulp_nn_mix_matmul_u2_u8_i4.c', block=121, tail=20.5, row=49, row_tail=8.5),
+    ('xpulpnn-v2', 2, 4, 4): MatmulTail(file='pulp-nn-mixed/XpulpNN-mixed/32bit/src/MatrixMultiplication/xpulp_nn_mix_matmul_u2_u4_i4.c', block=121, tail=20.5, row=60, row_tail=8.5),
+    ('xpulpnn-v2', 2, 4, 2): MatmulTail(file='pulp-nn-mixed/XpulpNN-mixed/32bit/src/MatrixMultiplication/xpulp_nn_mix_matmul_u2_u2_i4.c', block=121, tail=20.5, row=0, row_tail=0.0),
+    ('xpulpnn-v2', 2, 2, 8): MatmulTail(file='pulp-nn-mixed/XpulpNN-mixed/32bit/src/MatrixMultiplication/xpulp_nn_mix_matmul_u2_u8_i2.c', block=121, tail=20.25, row=49, row_tail=8.25),
+    ('xpulpnn-v2', 2, 2, 4): MatmulTail(file='pulp-nn-mixed/XpulpNN-mixed/32bit/src/MatrixMultiplication/xpulp_nn_mix_matmul_u2_u4_i2.c', block=121, tail=20.25, row=60, row_tail=8.25),
+    ('xpulpnn-v2', 2, 2, 2): MatmulTail(file='pulp-nn-mixed/XpulpNN-mixed/32bit/src/MatrixMultiplication/xpulp_nn_mix_matmul_u2_u2_i2.c', block=121, tail=20.25, row=0, row_tail=0.0),
+}
+

@@ -22,7 +22,7 @@ import dataclasses
 import math
 
 from jaxbp.deploy.kernel_code import CONV_INNER, LINEAR_INNER, InnerLoop
-from jaxbp.deploy.kernel_ops import ADD, DEPTHWISE, POOL, DepthwiseLoop
+from jaxbp.deploy.kernel_ops import ADD, DEPTHWISE, MATMUL_TAIL, POOL, DepthwiseLoop, MatmulTail
 from jaxbp.deploy.layers import Layer, Shape
 from jaxbp.deploy.platforms import Platform
 
@@ -103,13 +103,30 @@ def im2col_cycles(p: Platform, loop: InnerLoop, kh: int, n_row: int) -> float:
   return kh * (blocks * loop.im2col_block * loop.im2col_cycles_per_elem + left * p.kernel.im2col_leftover_cycles)
 
 
-def matmul_cycles(p: Platform, cout: int, red: int, loop: InnerLoop | None, b_out: int) -> float:
-  """One pixel pair x `cout` channels x reduction `red` on one core (4x2 blocks + 1x2 leftover channels)."""
+def matmul_tail(p: Platform, b_in: int, b_w: int, b_out: int) -> MatmulTail | None:
+  """What the code says around the matmul's inner loop (`kernel_ops.MATMUL_TAIL`: per 4x2 block set-up,
+  requantization, packing and stores; leftover reduction elements; the 1x2 path): pulp-nn's 8-bit matmul for an
+  all-8-bit layer in DORY's 8-bit library, else the ISA's pulp-nn-mixed one. None: no SIMD."""
+  if not p.lanes(8):
+    return None
+  if (b_in, b_w, b_out) == (8, 8, 8) and not p.kernel.mixed_library_8bit:
+    return MATMUL_TAIL[("pulp-nn", 8, 8, 8)]
+  return MATMUL_TAIL.get((p.isa, b_in, b_w, b_out))
+
+
+def matmul_cycles(p: Platform, cout: int, red: int, loop: InnerLoop | None, b_out: int,
+                  tail_code: MatmulTail | None = None) -> float:
+  """One pixel pair x `cout` channels x reduction `red` on one core (4x2 blocks + 1x2 leftover channels); the
+  block and leftover costs from `tail_code` (the kernel code) when given, else the doc model / estimates."""
   k = p.kernel
   if loop is None:
     return cout * 2 * red * k.scalar_cycles_per_mac + math.ceil(cout / 4) * (k.block_setup_cycles + k.block_store_cycles)
   it = iteration_cycles(p, loop)
   n_it, tail = divmod(red, loop.elems)
+  if tail_code is not None:
+    block = tail_code.block + n_it * it + tail * tail_code.tail
+    row = tail_code.row + n_it * it / 4 + tail * tail_code.row_tail
+    return (cout // 4) * block + (cout % 4) * row
   pack = 8 * k.pack_cycles_per_output if b_out < 8 else 0.0
   block = k.block_setup_cycles + n_it * it + tail * k.leftover_cycles_per_elem + k.block_store_cycles + pack
   row = k.row_setup_cycles + n_it * it / 4 + tail * k.row_leftover_cycles_per_elem + k.row_store_cycles + pack / 4
@@ -135,7 +152,7 @@ def conv_cycles(p: Platform, layer: Layer, out: Shape) -> KernelCycles:
     if pointwise:  # pointwise kernels read HWC pixels in place unless activations need unpacking.
       per_pixel = per_pixel if unpacks else 0.0
     copy, unpack_act = (0.0, 2 * per_pixel) if unpacks else (2 * per_pixel, 0.0)
-  mm = matmul_cycles(p, c_g, red, loop, layer.bits_out)
+  mm = matmul_cycles(p, c_g, red, loop, layer.bits_out, matmul_tail(p, layer.bits_in, layer.bits_w, layer.bits_out))
   if pointwise:  # doc: pointwise convs split over H and W.
     pairs = math.ceil(math.ceil(h * w / 2) / p.n_cores) * groups
   else:

@@ -29,6 +29,8 @@ class KernelParams:
 
   load_cycles: float = 1.0  # one 32-bit load (L1 is single-cycle for the cluster, doc).
   sdotp_cycles: float = 1.0  # one SIMD dot product (doc: 8 sdotp per 4x2 iteration).
+  # The next six apply only where the code gives no figure (no SIMD; kernel_ops.MATMUL_TAIL has the 4x2 block,
+  # requantization, packing and leftover costs of every PULP-NN(-mixed) matmul, read from the code).
   block_setup_cycles: float = 5.0  # per 4x2 output block (doc analytic model: "5 + ...").
   block_store_cycles: float = 10.0  # requant + store of a 4x2 block (doc analytic model: "... + 10").
   row_setup_cycles: float = 2.0  # per 1x2 leftover channel (Cout % 4 path) -- estimate.
@@ -38,10 +40,13 @@ class KernelParams:
   # Standard/pointwise convs: the inner loop of each (b_in, b_w) is read from the PULP-NN-mixed code
   # (kernel_code.CONV_INNER: one cycle per instruction); these two numbers complete it.
   # Cycles per XpulpNN MAC&LOAD-family instruction (MacLoad*, MacLoadInit/Assign): one instruction in the code;
-  # *calibrated* to 1.65 on the doc's single-core a8/w8 figure (2.1 MAC/cycle), the conv model's only fitted
-  # number; the eight sub-byte/mixed figures validate it (docs/calibration.md). Unused on XpulpV2 (GAP8).
-  mac_load_cycles: float = 1.65
-  mixed_library_8bit: bool = False  # 8/8 convs run the ISA's pulp-nn-mixed kernel, not PULP-NN's 8-bit one.
+  # *calibrated* to 1.57 on the doc's single-core a8/w8 figure (2.1 MAC/cycle) with the block, requantization and
+  # leftover costs read from the code (kernel_ops.MATMUL_TAIL), the conv model's only fitted number; the eight
+  # sub-byte/mixed figures validate it (docs/calibration.md). Unused on XpulpV2 (GAP8).
+  mac_load_cycles: float = 1.57
+  # DORY links pulp-nn-mixed for the network (8-bit layers run its kernels, on XpulpNN the xpulp_nn_* ones), not
+  # pulp-nn's 8-bit library; `simulate` sets it per network as DORY decides (simulator.uses_mixed_library).
+  mixed_library_8bit: bool = False
   im2col_leftover_cycles: float = 2.0  # code: im2col's byte-wise leftover loop, a load and a store per element.
   im2col_cycles_per_byte: float = 1.0  # doc analytic model: im2col = 2*K*K*Cin cycles per pixel pair (no SIMD path).
   # Software unpack of packed sub-byte operands, per produced 32-bit word: mask + shift (+ sign fix) with
@@ -50,6 +55,8 @@ class KernelParams:
   pack_cycles_per_output: float = 1.0  # insert a sub-byte output into its packed byte (p.insert) -- estimate.
   scalar_cycles_per_mac: float = 3.0  # no SIMD: 2 byte loads + 1 MAC per MAC -- estimate (instruction count).
   pointwise_factor: float = 1.3  # doc: the analytic model "underestimates pointwise layers by ~30%".
+  # Depthwise, add and pool kernels are counted from the code (kernel_ops); these three only where no kernel
+  # exists for the widths (no SIMD, unequal add widths):
   dw_core_cycles_per_mac: float = 8.0  # doc: depthwise ~1 MAC/cycle for the whole 8-core cluster.
   add_cycles_per_elem: float = 2.0  # residual add with requant of both inputs, per output -- estimate.
   pool_cycles_per_elem: float = 1.0  # per output and window element (load + max/add) -- estimate.
