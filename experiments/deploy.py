@@ -60,6 +60,8 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--l3", action="store_true", help="allow L3 (external RAM) instead of reporting o.o.m.")
   p.add_argument("--check", type=int, default=8, help="test windows run through C/ONNX/DORY for the bit-exact check")
   p.add_argument("--no-export", action="store_true", help="skip the C / DORY ONNX export")
+  p.add_argument("--redo-export", action="store_true",
+                 help="rerun the export and its bit-exact check on finished rotations (after an exporter fix)")
   p.add_argument("--export-all-rotations", action="store_true",
                  help="export every rotation's network (default: each model's first rotation)")
   p.add_argument("--compile-cache", default=None,
@@ -179,8 +181,11 @@ def main(argv=None) -> int:
       rdir = out / m.id / f"rotation_{k}"
       split = make_rotation(folds, spec, k, scalers)
       export = hook if (args.export_all_rotations or k == rotations[0]) else None
+      finished = (rdir / "deploy.json").exists()
       try:
         s = study.deploy_rotation(m, k, split, scalers, spec.window, config, rdir, on_graph=export)
+        if args.redo_export and finished and export is not None:
+          s = study.redo_export(rdir, split, config, export)
       except (GraphError, ValueError) as e:  # e.g. a requant the integer kernels cannot express
         failures.append(f"{m.id} rotation {k} not deployed: {e}")
         print(f"error: {failures[-1]}", file=sys.stderr, flush=True)

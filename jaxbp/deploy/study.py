@@ -248,6 +248,27 @@ def deploy_rotation(model: StudyModel, rotation: int, split: Mapping[str, Any], 
   return summary
 
 
+def redo_export(workdir: str | Path, split: Mapping[str, Any], config: StudyConfig,
+                on_graph: Callable[[integerize.Graph, np.ndarray, Path], dict[str, Any]]) -> dict[str, Any]:
+  """Reruns `on_graph` (export + bit-exact check) on a finished rotation's saved integer graph; updates deploy.json.
+
+  For a rotation exported by an older exporter: the graph is loaded from `workdir/graph` and the test inputs'
+  codes are recomputed from the saved int8 twin (`int8.msgpack`). The old record is kept as "export_before".
+  """
+  rdir = Path(workdir)
+  done = rdir / "deploy.json"
+  summary = _read_json(done)
+  cfg = config_from_dict(summary["config"])
+  tw = twin(cfg, config.policy)
+  qvars = pipeline.floor_ranges(pipeline.load_variables(rdir / "int8.msgpack"))
+  graph = integerize.load(rdir / "graph")
+  _, outs = from_quant.twin_fidelity(graph, tw, qvars, np.asarray(split["test"]["x"]))
+  out = {**summary, "export": on_graph(graph, np.asarray(outs["input_codes"]), rdir),
+         "export_before": summary.get("export")}
+  _atomic_json(done, out)
+  return out
+
+
 def simulate_config(cfg: ModelConfig, window: int, name: str, config: StudyConfig) -> Report:
   """The config's layer graph, int8 everywhere, simulated on the study's platform (L2 only unless config.l3)."""
   net = with_uniform_bits(zoo.from_config(cfg, window, name), 8)
