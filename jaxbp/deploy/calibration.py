@@ -158,13 +158,15 @@ def conv_cost_table(platforms: tuple[Platform, ...] = (GAP8, XPULPNN_V1, XPULPNN
   MACs per iteration, of which weight unpacking), its cycles per MAC on one core (one cycle per instruction,
   `kernel.mac_load_cycles` per MAC&LOAD), the activation im2col helper and the kernel file."""
   lines = ["| ISA | b_in/b_w | instr / MACs per iteration | weight-unpack instr | cycles/MAC (1 core) | "
-           "im2col helper (cycles/elem) | kernel file (pulp-nn-mixed/...) |", "|---|---|---|---|---|---|---|"]
+           "im2col helper (cycles/elem) | per 4x2 block: requant/store/set-up; per leftover element | "
+           "kernel file (pulp-nn-mixed/...) |", "|---|---|---|---|---|---|---|---|"]
   for p in platforms:
     for a, w in pairs:
       l = kernel_code.CONV_INNER[(p.isa, a, w)]
+      t = kernel_ops.MATMUL_TAIL[(p.isa, a, w, 8)]
       lines.append(f"| {p.isa} | {a}/{w} | {l.instr} / {l.macs} | {l.unpack_instr} | "
                    f"{iteration_cycles(p, l) / l.macs:.3f} | {l.im2col} ({l.im2col_cycles_per_elem:.3g}) | "
-                   f"{l.conv_file} -> {l.matmul} |")
+                   f"{t.block}; {t.tail:g} | {l.conv_file} -> {l.matmul} |")
   return "\n".join(lines)
 
 
