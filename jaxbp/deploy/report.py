@@ -77,6 +77,12 @@ def pareto_png(results: Mapping[str, Any], table: Mapping[str, Any] | None) -> s
     if results.get("naive"):
       ax.axhline(results["naive"][t], color="gray", ls="--", label="naive (train mean)")
     ax.set_xscale("log")
+    # Minor log ticks at 2 and 5 only, labelled like the major ones (the default labels every minor tick of a
+    # sub-decade range, and 3e4 and 4e4 overlap).
+    ax.xaxis.set_minor_locator(matplotlib.ticker.LogLocator(subs=(2.0, 5.0)))
+    fmt = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}")
+    ax.xaxis.set_major_formatter(fmt)
+    ax.xaxis.set_minor_formatter(fmt)
     ax.set_xlabel("parameters")
     ax.set_ylabel(f"MAE {t.upper()} [mmHg]")
     ax.set_title(f"{results['dataset']}: {t.upper()} (float)")
@@ -115,6 +121,11 @@ def deployment_png(table: Mapping[str, Any]) -> str | None:
   axes[1].set_title("size vs error")
   axes[0].legend(fontsize=7)
   return _png(fig)
+
+
+def _rotations(table: Mapping[str, Any]) -> list[int]:
+  """The rotations of the table's deployed rows (union over models)."""
+  return sorted({k for r in table.get("rows", []) if r.get("precision") == "int8" for k in r.get("rotations", [])})
 
 
 def _esc(x: Any) -> str:
@@ -162,7 +173,7 @@ def _deploy_html(table: Mapping[str, Any]) -> str:
     oom = r.get("fits") is False
     lat = "o.o.m." if oom else _fmt(r.get("latency_ms"), 3)
     en = "o.o.m." if oom else _fmt(r.get("energy_mj"), 4)
-    why = ", ".join(r.get("reasons") or [])
+    why = ", ".join(x for x in (r.get("reasons") or []) if x != r["model"])
     rows.append([_esc(r["model"]) + (f'<br><span class="why">{_esc(why)}</span>' if why else ""), _esc(r["precision"]),
                  _fmt(r.get("params"), 0), _fmt(r.get("size_bytes"), 0), _fmt(r["mae_sbp"]), _fmt(r["mae_dbp"]),
                  f'<span class="oom">{lat}</span>' if oom else lat, f'<span class="oom">{en}</span>' if oom else en])
@@ -174,7 +185,8 @@ def _deploy_html(table: Mapping[str, Any]) -> str:
 def _timings_html(results: Mapping[str, Any], table: Mapping[str, Any] | None) -> str:
   rows = [[_esc(k), _fmt(float(v), 1)] for k, v in (results.get("timings") or {}).items()]
   if results.get("wall_seconds") is not None:
-    rows.append(["sweep wall", _fmt(float(results["wall_seconds"]), 1)])
+    rows.append(["sweep wall (last invocation; a resumed run's earlier stages are not in it)",
+                 _fmt(float(results["wall_seconds"]), 1)])
   for k, v in ((table or {}).get("timings") or {}).items():
     rows.append([f"deploy: {_esc(k)}", _fmt(float(v), 1)])
   return _table(["stage", "seconds"], rows) if rows else "<p>no timings recorded</p>"
@@ -207,7 +219,7 @@ def render(run_dir: str | Path, table: str | Path | None = None) -> str:
     kpis.append(("seed SBP / DBP", f"{seed['mae_sbp']:.2f} / {seed['mae_dbp']:.2f}"))
   kpis.append(("best NAS SBP / DBP", f"{best['sbp']['mae_sbp']:.2f} / {best['dbp']['mae_dbp']:.2f}"))
   if res.get("wall_seconds") is not None:
-    kpis.append(("sweep wall", f"{res['wall_seconds']:.0f} s"))
+    kpis.append(("sweep wall (last invocation)", f"{res['wall_seconds']:.0f} s"))
   parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>jaxbp: {_esc(model)} on {_esc(res['dataset'])}"
            f"</title><style>{CSS}</style></head><body>",
            f"<h1>jaxbp λ sweep: {_esc(model)} on {_esc(res['dataset'])}</h1>",
@@ -217,7 +229,10 @@ def render(run_dir: str | Path, table: str | Path | None = None) -> str:
            "<h2>Pareto fronts (float)</h2>", f"<img alt='pareto' src='data:image/png;base64,{pareto_png(res, tab)}'>",
            "<h2>Candidates</h2>", _candidates_html(res)]
   if tab:
-    parts += [f"<h2>Deployment: int8 on {_esc(tab['platform'])} @ {tab['freq_mhz']:g} MHz</h2>", _deploy_html(tab)]
+    code = tab.get("code") or {}
+    parts += [f"<h2>Deployment: int8 on {_esc(tab['platform'])} @ {tab['freq_mhz']:g} MHz</h2>",
+              f"<p class='sub'>rotations {_esc(_rotations(tab))} · latency and energy simulated by jaxbp at commit "
+              f"{_esc(code.get('commit') or 'unknown')}</p>", _deploy_html(tab)]
     img = deployment_png(tab)
     if img:
       parts.append(f"<img alt='deployment' src='data:image/png;base64,{img}'>")
