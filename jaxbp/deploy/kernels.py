@@ -79,6 +79,15 @@ def _pairs_per_core(p: Platform, h: int, w: int) -> int:
   return math.ceil(math.ceil(w / 2) / p.n_cores)
 
 
+def library_isa(p: Platform, all_8bit: bool) -> str:
+  """Whose kernels a layer runs: "pulp-nn" (DORY's 8-bit library: an all-8-bit layer when the network links it),
+  "xpulpv2" (pulp-nn-mixed's XpulpV2 kernels, "mixed-sw") or `p.isa` (the ISA's pulp-nn-mixed kernels,
+  "mixed-hw"), as `kernel.mixed_library_8bit` / `kernel.software_mixed` say (`simulator.with_library`)."""
+  if all_8bit and not p.kernel.mixed_library_8bit:
+    return "pulp-nn"
+  return "xpulpv2" if p.kernel.software_mixed else p.isa
+
+
 def conv_loop(p: Platform, b_in: int, b_w: int) -> InnerLoop | None:
   """The PULP-NN-mixed inner loop of a (b_in, b_w) conv on `p`'s ISA (None: no SIMD, scalar MACs). 8-bit layers
   take the XpulpV2 loop on every ISA: DORY deploys an all-8-bit network with the 8-bit PULP-NN library (same 4x2
@@ -87,8 +96,8 @@ def conv_loop(p: Platform, b_in: int, b_w: int) -> InnerLoop | None:
   `kernel.mixed_library_8bit` selects."""
   if not p.lanes(8):
     return None
-  eight = (b_in, b_w) == (8, 8) and not p.kernel.mixed_library_8bit
-  return CONV_INNER[("xpulpv2" if eight else p.isa, b_in, b_w)]
+  lib = library_isa(p, (b_in, b_w) == (8, 8))
+  return CONV_INNER[("xpulpv2" if lib == "pulp-nn" else lib, b_in, b_w)]
 
 
 def iteration_cycles(p: Platform, loop: InnerLoop) -> float:
@@ -109,9 +118,8 @@ def matmul_tail(p: Platform, b_in: int, b_w: int, b_out: int) -> MatmulTail | No
   all-8-bit layer in DORY's 8-bit library, else the ISA's pulp-nn-mixed one. None: no SIMD."""
   if not p.lanes(8):
     return None
-  if (b_in, b_w, b_out) == (8, 8, 8) and not p.kernel.mixed_library_8bit:
-    return MATMUL_TAIL[("pulp-nn", 8, 8, 8)]
-  return MATMUL_TAIL.get((p.isa, b_in, b_w, b_out))
+  lib = library_isa(p, (b_in, b_w, b_out) == (8, 8, 8))
+  return MATMUL_TAIL[("pulp-nn", 8, 8, 8)] if lib == "pulp-nn" else MATMUL_TAIL.get((lib, b_in, b_w, b_out))
 
 
 def matmul_cycles(p: Platform, cout: int, red: int, loop: InnerLoop | None, b_out: int,
@@ -169,9 +177,8 @@ def ops_library(p: Platform, eight_bit: bool) -> str:
   """The kernel_ops library a depthwise / pool / add layer runs from: pulp-nn's 8-bit kernels when the network
   uses DORY's "8bit" library and the layer is all 8-bit; else pulp-nn-mixed's XpulpV2 kernels (DORY's "mixed-sw")
   or, on XpulpNN ISAs, its XpulpNN ones ("mixed-hw"; XpulpNN-mixed ships no depthwise or max-pool kernels)."""
-  if eight_bit and not p.kernel.mixed_library_8bit:
-    return "pulp-nn"
-  return "xpulpv2" if p.isa == "xpulpv2" else "xpulpnn"
+  lib = library_isa(p, eight_bit)
+  return lib if lib in ("pulp-nn", "xpulpv2") else "xpulpnn"
 
 
 def depthwise_loop(p: Platform, layer: Layer) -> DepthwiseLoop | None:
@@ -218,8 +225,8 @@ def linear_loop(p: Platform, b_in: int, b_w: int) -> InnerLoop | None:
   """The PULP-NN-mixed linear inner loop of (b_in, b_w) on `p`'s ISA (None: no SIMD); 8/8 as for convs."""
   if not p.lanes(8):
     return None
-  eight = (b_in, b_w) == (8, 8) and not p.kernel.mixed_library_8bit
-  return LINEAR_INNER[("xpulpv2" if eight else p.isa, b_in, b_w)]
+  lib = library_isa(p, (b_in, b_w) == (8, 8))
+  return LINEAR_INNER[("xpulpv2" if lib == "pulp-nn" else lib, b_in, b_w)]
 
 
 def linear_cycles(p: Platform, layer: Layer, out: Shape) -> KernelCycles:

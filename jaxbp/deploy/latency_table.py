@@ -25,7 +25,7 @@ from jaxbp.cost.shapes import NetShapes
 from jaxbp.deploy.layers import BITS, Layer, Network
 from jaxbp.deploy.platforms import Platform
 from jaxbp.deploy.schedule import L3Stream, layer_timing
-from jaxbp.deploy.simulator import with_library
+from jaxbp.deploy.simulator import library_platform
 from jaxbp.deploy.tiler import DEFAULT_TILER, deployed_platform, tile_layer_policy
 from jaxbp.deploy.zoo import GraphBuilder, slot_layers
 
@@ -192,7 +192,10 @@ def profile(net: Network, p: Platform, pairs: Iterable[tuple[int, int]] = ALL_PA
       raise ValueError(f"bit pair ({a}, {w}): widths must be in {BITS}")
   if bits_out != "in" and bits_out not in BITS:
     raise ValueError(f"bits_out must be 'in' or one of {BITS}, got {bits_out!r}")
-  p = with_library(net, p)  # the kernel library DORY links for this network.
+  # The kernels DORY links for the mixed-precision networks these entries describe (jaxbp's exports: signed input):
+  # pulp-nn-mixed, the ISA's xpulp_nn_* kernels on XpulpNN as soon as a pair is sub-byte, else the XpulpV2 ones.
+  sub = any(min(a, w) < 8 for a, w in pairs) or (bits_out != "in" and int(bits_out) < 8)
+  p = library_platform(p, "mixed-hw" if sub and p.isa != "xpulpv2" else "mixed-sw")
   layers, types, entries = {}, {}, {}
   for l in net.layers:
     lt = layer_type(l)
@@ -215,7 +218,7 @@ def slot_table(shapes: NetShapes, p: Platform, bits: int = 8, unit: str = "cycle
   """{(slot name, op): latency} of every alternative of every conv slot of a traced (super)network,
   each simulated alone at `bits` (input, weights, output); identity costs 0."""
   scale = _scale(unit, p.freq_mhz)
-  p = p.replace(**{"kernel.mixed_library_8bit": True})  # jaxbp's DORY exports (signed input) link pulp-nn-mixed.
+  p = library_platform(p, "mixed-hw" if bits < 8 and p.isa != "xpulpv2" else "mixed-sw")  # as DORY links it.
   table = {}
   for ls in shapes.layers:
     for op in ls.ops:

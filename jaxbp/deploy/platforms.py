@@ -47,6 +47,9 @@ class KernelParams:
   # DORY links pulp-nn-mixed for the network (8-bit layers run its kernels, on XpulpNN the xpulp_nn_* ones), not
   # pulp-nn's 8-bit library; `simulate` sets it per network as DORY decides (simulator.uses_mixed_library).
   mixed_library_8bit: bool = False
+  # With pulp-nn-mixed: its XpulpV2 kernels ("mixed-sw", also what DORY runs on XpulpNN hardware for an all-8-bit
+  # network with a signed input) rather than the ISA's xpulp_nn_* ones ("mixed-hw"); set by `simulate` too.
+  software_mixed: bool = False
   im2col_leftover_cycles: float = 2.0  # code: im2col's byte-wise leftover loop, a load and a store per element.
   im2col_cycles_per_byte: float = 1.0  # doc analytic model: im2col = 2*K*K*Cin cycles per pixel pair (no SIMD path).
   # Software unpack of packed sub-byte operands, per produced 32-bit word: mask + shift (+ sign fix) with

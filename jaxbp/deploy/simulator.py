@@ -139,29 +139,44 @@ def _dory_nodes(net: Network) -> dict:
   return {l.name: dory_node(l, l is last and l.op == "linear") for l in net.layers}
 
 
-def uses_mixed_library(net: Network, signed_input: bool = True) -> bool:
-  """Whether DORY links pulp-nn-mixed for `net` (its "mixed-sw"; "mixed-hw", xpulp_nn_*, on XpulpNN ISAs) rather
-  than pulp-nn's 8-bit library: with a sub-byte tensor anywhere or, as in jaxbp's DORY exports (`signed_input`,
-  `jaxbp.export.dory.app.choose_optional`), a signed network input. Every layer then runs a pulp-nn-mixed kernel,
-  8-bit ones included."""
+def dory_library(net: Network, isa: str, signed_input: bool = True) -> str:
+  """The kernel library DORY links for `net` on `isa`: "8bit" (pulp-nn) for an all-8-bit network with an unsigned
+  input; "mixed-hw" (pulp-nn-mixed's xpulp_nn_* kernels, every layer, 8-bit ones included) when a tensor is
+  sub-byte on an XpulpNN ISA; else "mixed-sw" (pulp-nn-mixed's XpulpV2 kernels: GAP8/XpulpV2, and an all-8-bit
+  network whose input is signed, as in jaxbp's DORY exports: `jaxbp.export.dory.app.choose_optional`)."""
   nodes = _dory_nodes(net)
-  return signed_input or any(min(n.in_bits, n.out_bits, n.w_bits if n.weighted else 8) < 8
-                             for n in nodes.values() if n)
+  sub = any(min(n.in_bits, n.out_bits, n.w_bits if n.weighted else 8) < 8 for n in nodes.values() if n)
+  if not sub and not signed_input:
+    return "8bit"
+  return "mixed-hw" if sub and isa != "xpulpv2" else "mixed-sw"
+
+
+def uses_mixed_library(net: Network, signed_input: bool = True) -> bool:
+  """Whether DORY links pulp-nn-mixed for `net` rather than pulp-nn's 8-bit library (`dory_library`)."""
+  return dory_library(net, "xpulpv2", signed_input) != "8bit"
 
 
 def dory_kernels(net: Network, p: Platform, signed_input: bool = True) -> dict[str, str]:
   """{layer: the PULP-NN(-mixed) function DORY would call} ("" for layers without a DORY kernel); the library as
-  `uses_mixed_library` decides."""
+  `dory_library` decides."""
   nodes = _dory_nodes(net)
-  mixed = uses_mixed_library(net, signed_input)
-  return {l.name: kernel_name(nodes[l.name], p.isa, mixed, signed_input and l.inputs[0] == "input")
+  lib = dory_library(net, p.isa, signed_input)
+  isa = p.isa if lib == "mixed-hw" else "xpulpv2"
+  return {l.name: kernel_name(nodes[l.name], isa, lib != "8bit", signed_input and l.inputs[0] == "input")
           if nodes[l.name] else "" for l in net.layers}
 
 
+def library_platform(p: Platform, library: str) -> Platform:
+  """`p` costing the kernels of DORY's `library` ("8bit" | "mixed-sw" | "mixed-hw")."""
+  if library not in ("8bit", "mixed-sw", "mixed-hw"):
+    raise ValueError(f"unknown DORY kernel library {library!r}; expected 8bit, mixed-sw or mixed-hw")
+  return p.replace(**{"kernel.mixed_library_8bit": library != "8bit",
+                      "kernel.software_mixed": library == "mixed-sw" or p.isa == "xpulpv2"})
+
+
 def with_library(net: Network, p: Platform, signed_input: bool = True) -> Platform:
-  """`p` with `kernel.mixed_library_8bit` set as DORY links `net` (the cycle model then costs the kernels
-  `dory_kernels` names, 8-bit layers of a mixed network with the mixed library's kernels)."""
-  return p.replace(**{"kernel.mixed_library_8bit": uses_mixed_library(net, signed_input)})
+  """`p` costing the kernels DORY links for `net` (`dory_library`; the names `dory_kernels` reports)."""
+  return library_platform(p, dory_library(net, p.isa, signed_input))
 
 
 def report_from_plan(plan: NetworkPlan, tiler: str = "jaxbp") -> Report:
