@@ -27,7 +27,8 @@ from jaxbp.quant.convert import twin_shapes
 from jaxbp.quant.readoff import bit_joints
 from jaxbp.quant.twin import QuantTwin
 from jaxbp.train.engine import Engine, EngineConfig
-from jaxbp.train.steps import mse, target_key
+from jaxbp.train.steps import target_key
+from jaxbp.train.steps import task_loss as loss_of
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,7 +89,7 @@ def make_step(tw: QuantTwin, shapes: cost_bits.BitShapes, config: BBSearchConfig
 
     def loss_fn(params, gates):
       out = tw.apply({"params": params, "gates": gates}, batch["x"], train=True, rngs={"dropout": kd, "gates": kg})
-      task_loss = mse(out, batch[target])
+      task_loss = loss_of(task, out, batch[target])  # MSE, or cross-entropy for classification
       rel = cost(bit_joints(tw, gates), shapes) / ref
       return task_loss + lam * rel, (task_loss, rel)
 
