@@ -221,3 +221,38 @@ def test_tiles_equal_dorys_generated_code(tmp_path, capsys):
   cmp = json.loads(capsys.readouterr().out)["compare_dory"]
   assert cmp["layers"] == 29 and cmp["same"] == 29, [r for r in cmp["rows"] if not r["same"]]
   assert all(r["dory_kernel"] for r in cmp["rows"])
+
+
+def _pool_net(mode: str, h: int, c: int, after_l3_conv: bool) -> list[Layer]:
+  """A pool too large for L2 (DORY tiles its rows from L3), alone after a small conv or after an L3-tiled conv."""
+  hc = h if after_l3_conv else 8
+  conv = Layer("conv", "conv", ("input",), (hc, hc, 8), (hc, hc, c), kernel=(3, 3), padding=(1, 1, 1, 1))
+  pin = (hc, hc, c) if after_l3_conv else (h, h, c)
+  pool = Layer("pool", "pool", ("conv",) if after_l3_conv else ("input",), pin, (pin[0] // 2, pin[1] // 2, c),
+               kernel=(2, 2), stride=(2, 2), mode=mode)
+  return [conv, pool] if after_l3_conv else [pool]
+
+
+@pytest.mark.parametrize("mode", ["max", "avg"])
+@pytest.mark.parametrize("after_l3_conv", [False, True])
+def test_pool_l3_row_tiling_matches_dory(dory_tiler, mode, after_l3_conv):
+  # 100x100x32 input in L2 (320 kB) + output > 380 kB: output rows tiled; after an L3-tiled conv: input rows too.
+  layers = _pool_net(mode, 160 if after_l3_conv else 100, 32, after_l3_conv)
+  if not after_l3_conv:  # DORY reads a first layer's "previous" tiling from itself: give it a small conv first.
+    layers = [Layer("c0", "conv", ("input",), (4, 4, 8), (4, 4, 8), kernel=(1, 1))] + layers
+  ref = dory_tiler(layers)
+  ours = dory_tilings(layers, GAP8.dory)
+  pool = ours["pool"]
+  assert (pool.l2.output, pool.l2.input) != (pool.l3.output, pool.l3.input)  # row-tiled between L3 and L2.
+  for name, r in ref.items():
+    assert tuple(r["L2"]["output_dimensions"]) == ours[name].l2.output, name
+    assert tuple(r["L2"]["input_dimensions"]) == ours[name].l2.input, name
+    assert tuple(r["L1"]["output_dimensions"]) == ours[name].l1.output, name
+
+
+def test_pool_whose_input_does_not_fit_l2_fails_as_dory_does(dory_tiler):
+  layers = [Layer("c0", "conv", ("input",), (4, 4, 8), (4, 4, 8), kernel=(1, 1))] + _pool_net("max", 160, 32, False)
+  with pytest.raises(_DoryExit):
+    dory_tiler(layers)
+  with pytest.raises(DoryTilingError, match="no L3->L2 pooling tile"):
+    dory_tilings(layers, GAP8.dory)

@@ -241,14 +241,60 @@ def _conv_l3(n: DoryNode, full: DoryLevel, input_l3: bool, t: DoryTarget) -> tup
   raise DoryTilingError(f"layer {n.name!r}: no L3->L2 tiling fits {l2_mem} B of L2")
 
 
-def _l3_tiling(n: DoryNode, full: DoryLevel, input_l3: bool, t: DoryTarget) -> tuple:
+def _pool_l3(n: DoryNode, full: DoryLevel, input_l3: bool, input_limit: float, t: DoryTarget) -> tuple:
+  """Tiler_Pool2D_PULP.get_tiling_pool2d_L3: output rows tiled (all channels), input rows too when the input
+  comes from L3 (then at most the previous layer's L2 output tile, `input_limit` bytes)."""
+  l2_mem = t.l2_budget_bytes
+  total = full.input_memory + full.output_memory + full.constants_memory
+  if total <= l2_mem and not input_l3:
+    return (), (n.in_ch, *n.in_dims), (n.out_ch, *n.out_dims)
+  (kh, _), (s, _) = n.ks, n.strides
+  (hi_full, wi), (ho_full, wo) = n.in_dims, n.out_dims
+  h_in = _i64([hi_full] if not input_l3 else np.arange(kh, hi_full + 1))[:, None]
+  h_out = _i64(np.arange(1, ho_full + 1))[None, :]
+  db_x, db_o = (2 if input_l3 else 1), 1
+  const = n.out_ch * n.n_constants * t.constant_bits / 8
+  for it in range(2):  # DORY's two iterations; db_O carries over from the first.
+    ok = np.ones((h_in.shape[0], ho_full), bool)
+    if input_l3:
+      ok &= (h_in - kh) % s == 0
+    if it == 0:
+      if db_x == 1:
+        db_o = 2
+      else:
+        ok &= h_out == ho_full
+        db_o = 1
+    elif db_x == 2:
+      db_o = 2
+    inp = (db_x * n.in_ch * h_in * wi * n.in_bits + 7) // 8
+    outp = (db_o * n.out_ch * h_out * wo * n.out_bits + 7) // 8
+    c_all = inp + outp + const
+    ok &= c_all <= l2_mem
+    if input_l3:
+      ok &= inp <= input_limit
+    if db_x == 2 and db_o == 2:
+      ok &= h_out * s == h_in - (kh - 1) + (s - 1)
+    obj = c_all + 200000 * ((h_out - 1) % 8) + 200000 * ((h_in - 1) % 4)
+    obj, ok = np.broadcast_arrays(obj, ok)
+    best = _lex_argmax(obj, ok)
+    if best is not None:
+      thi, tho = int(h_in[best[0], 0]), int(h_out[0, best[1]])
+      return (), (n.in_ch, thi, wi), (n.out_ch, tho, wo)
+  raise DoryTilingError(f"layer {n.name!r}: DORY finds no L3->L2 pooling tile within {l2_mem} B of L2")
+
+
+def _l3_tiling(n: DoryNode, full: DoryLevel, input_l3: bool, t: DoryTarget, input_limit: float = 0.0) -> tuple:
   if n.weighted:
     return _conv_l3(n, full, input_l3, t)
+  if n.kind == "Pooling":
+    return _pool_l3(n, full, input_l3, input_limit, t)
+  # Tiler_Add_PULP.get_tiling_Add_L3 compares the previous layer's L3 output with itself, so it never sees an L3
+  # input; an add that does not fit L2 whole stops DORY ("no L3-L2 tiling supported").
   total = full.input_memory + full.output_memory + full.constants_memory
-  if total <= t.l2_budget_bytes and not input_l3:
+  if total <= t.l2_budget_bytes:
     return (), (n.in_ch, *n.in_dims), (n.out_ch, *n.out_dims)
-  raise DoryTilingError(f"layer {n.name!r} ({n.kind}): needs an L3->L2 tiling of activations "
-                        f"({total:.0f} B > {t.l2_budget_bytes} B of L2), which this reimplementation does not cover")
+  raise DoryTilingError(f"layer {n.name!r} ({n.kind}): DORY has no L3->L2 tiling for additions "
+                        f"({total:.0f} B > {t.l2_budget_bytes} B of L2)")
 
 
 # ---------------------------------------------------------------------------------------------- L2 -> L1
@@ -413,13 +459,15 @@ def _add_l1(n: DoryNode, l2: DoryLevel, db: int, t: DoryTarget) -> tuple[tuple, 
   return ((), (in_ch, h, wi_f), (in_ch, h, wi_f)), c_all, False
 
 
-def dory_tiling(layer: Layer, target: DoryTarget, acc_out: bool = False, input_l3: bool = False) -> DoryTiling | None:
-  """DORY's tiles of one layer (None: no DORY kernel); `input_l3`: its input is tiled in L3."""
+def dory_tiling(layer: Layer, target: DoryTarget, acc_out: bool = False, input_l3: bool = False,
+                input_limit: float = 0.0) -> DoryTiling | None:
+  """DORY's tiles of one layer (None: no DORY kernel); `input_l3`: its input is tiled in L3, in tiles of at most
+  `input_limit` bytes (the previous layer's L2 output tile)."""
   n = dory_node(layer, acc_out)
   if n is None:
     return None
   full = _full_level(n)
-  w2, i2, o2 = _l3_tiling(n, full, input_l3, target)
+  w2, i2, o2 = _l3_tiling(n, full, input_l3, target, input_limit)
   l2 = _level(n, w2, i2, o2, target.constant_bits)
   db = target.double_buffering
   if n.weighted:
@@ -445,7 +493,7 @@ def dory_tilings(net: Network | Sequence[Layer], target: DoryTarget, acc_out: Se
   for layer in layers:
     input_l3 = prev is not None and prev.l3.output != prev.l2.output
     try:
-      tiling = dory_tiling(layer, target, layer.name in acc_out, input_l3)
+      tiling = dory_tiling(layer, target, layer.name in acc_out, input_l3, prev.l2.output_memory if prev else 0.0)
     except DoryTilingError as e:
       if errors is None:
         raise
