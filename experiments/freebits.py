@@ -4,6 +4,7 @@
   python experiments/freebits.py --model resnet1d --dataset ppgbp --data-dir ../shared/data \
       --platform gap8 xpulpnn-v2 --search-cost bops latency
   python experiments/freebits.py --model mobilenet_v1 --dataset digits --width-mult 0.25 --resolution 32
+  python experiments/freebits.py ... --joint-lambdas 0.1 0.3 1 3     # + the joint SuperNet x Bayesian-Bits search
 
 int8 start (float -> PTQ -> QAT with TQT thresholds; or --init-from an int8 .msgpack of a TQT twin) ->
 Bayesian-Bits λ sweep, original and locked, all λ at once on the engine (cost: E[BOPs], and/or the expected
@@ -13,6 +14,9 @@ integerize -> simulate -> export (C + ONNX) of the 8-bit baseline and the fastes
 --margins. Per platform under <out>/platforms/<p>/: table.md / table.json, latency_vs_error.png (arrows to the
 free-bits versions), fronts.json / fronts.png, plan.json (which layers free bits raised and why). Rerunning
 the same command resumes (finished searches, fine-tunings, simulations and exports are kept).
+--joint-lambdas adds, per platform, the joint search (SuperNet ops {conv, dw, id} x Bayesian-Bits precisions, λ·expected
+latency; `jaxbp.freebits.joint`) from the same int8 start and search epochs, its candidates fine-tuned and simulated
+as the flow's, and their front against BB(BOPs)+FB and latency-aware BB: <out>/platforms/<p>/joint/.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ expose_cpu_cores()
 
 from jaxbp import runtime  # noqa: E402
 from jaxbp.deploy.platforms import PLATFORMS  # noqa: E402
-from jaxbp.freebits import flow  # noqa: E402
+from jaxbp.freebits import flow, joint_flow  # noqa: E402
 from jaxbp.train.engine import STRATEGIES  # noqa: E402
 
 BP_MODELS = ("resnet1d", "unet1d")
@@ -56,12 +60,16 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--search-epochs", type=int, default=None)
   p.add_argument("--finetune-epochs", type=int, default=None)
   p.add_argument("--gate-lr", type=float, default=0.05)
-  p.add_argument("--margins", type=float, nargs="+", default=[1.0, 5.0], help="% of the 8-bit baseline's error")
+  p.add_argument("--margins", type=float, nargs="+", default=[1.0, 5.0], help="%% of the 8-bit baseline's error")
   p.add_argument("--init-from", default=None, help="int8.msgpack of a TQT twin (skips the float/QAT start)")
   p.add_argument("--no-export", action="store_true")
   p.add_argument("--batch-size", type=int, default=None)
   p.add_argument("--strategy", default="auto", choices=STRATEGIES)
   p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--joint-lambdas", type=float, nargs="+", default=None,
+                 help="run the joint SuperNet x Bayesian-Bits search per platform (λ of λ·E[latency] / the 8-bit network latency)")
+  p.add_argument("--joint-warmup-epochs", type=int, default=2,
+                 help="of the search epochs, how many train only the weights (the dw branches start random)")
   p.add_argument("--out", default=None, help="default runs/freebits/<model>_<dataset>")
   return p.parse_args(argv)
 
@@ -90,9 +98,17 @@ def main(argv=None) -> dict:
     else:
       task = flow.bp_task(args.dataset, args.data_dir, args.model, args.rotation, args.batch_size)
     out = Path(args.out or f"runs/freebits/{task.name}")
-    return flow.run(out, task, fc, init_from=Path(args.init_from) if args.init_from else None,
-                    log=lambda s: print(s, flush=True))
-  except (ValueError, KeyError, FileNotFoundError) as e:
+    log = lambda s: print(s, flush=True)
+    init = Path(args.init_from) if args.init_from else None
+    summary = flow.run(out, task, fc, init_from=init, log=log)
+    if args.joint_lambdas:
+      params = flow.start(out, task, fc, init)
+      for p in fc.platforms:
+        res = joint_flow.joint_stage(out, task, params, fc, p, args.joint_lambdas, args.joint_warmup_epochs, log)
+        cmp = joint_flow.compare(out, p, joint_flow.joint_rows(out, task, res, fc, p))
+        log(f"joint {p}: " + "; ".join(f"{k} {v:.2f}" for k, v in cmp["dominated_fraction"].items()))
+    return summary
+  except (ValueError, KeyError, TypeError, FileNotFoundError) as e:
     print(f"error: {e}", file=sys.stderr)
     raise SystemExit(2) from None
 
