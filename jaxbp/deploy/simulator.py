@@ -162,8 +162,13 @@ def dory_kernels(net: Network, p: Platform, signed_input: bool = True) -> dict[s
   nodes = _dory_nodes(net)
   lib = dory_library(net, p.isa, signed_input)
   isa = p.isa if lib == "mixed-hw" else "xpulpv2"
-  return {l.name: kernel_name(nodes[l.name], isa, lib != "8bit", signed_input and l.inputs[0] == "input")
-          if nodes[l.name] else "" for l in net.layers}
+  out = {l.name: kernel_name(nodes[l.name], isa, lib != "8bit", signed_input and l.inputs[0] == "input")
+         if nodes[l.name] else "" for l in net.layers}
+  for l in net.layers:  # DORY's pooling template calls the max-pool kernel for max pools (one width in its name).
+    if l.op == "pool" and l.mode == "max" and out[l.name]:
+      px = "x" if out[l.name].startswith("x") else ""
+      out[l.name] = f"{px}pulp_nn_maxpool_u{l.bits_out}" if lib != "8bit" else "pulp_nn_maxpool"
+  return out
 
 
 def library_platform(p: Platform, library: str) -> Platform:
