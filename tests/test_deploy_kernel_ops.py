@@ -25,6 +25,7 @@ def test_tables_are_what_the_sources_say():
   assert kernel_ops.derive_add(ROOT) == kernel_ops.ADD
   assert kernel_ops.derive_pool(ROOT) == kernel_ops.POOL
   assert kernel_ops.derive_matmul_tails(ROOT) == kernel_ops.MATMUL_TAIL
+  assert kernel_ops.derive_linear_tails(ROOT) == kernel_ops.LINEAR_TAIL
 
 
 def test_counter_on_known_statements():
@@ -79,6 +80,9 @@ def test_matmul_tails():
   # pulp-nn-mixed calls its requantization helper (noinline): CALL_CYCLES more per output.
   assert t[("xpulpv2", 8, 8, 8)].block == t[("pulp-nn", 8, 8, 8)].block + 8 * kernel_ops.CALL_CYCLES - 8
   assert t[("xpulpv2", 2, 2, 2)].row == 0  # 2-bit outputs: no 1x2 leftover-channel path in the code.
+  lt = kernel_ops.LINEAR_TAIL  # XpulpV2 linear kernels: 2 neurons per pass; the int32-output ones skip requant.
+  assert lt[("xpulpv2", 8, 8, 8)].neurons == 2 and lt[("xpulpnn-v1", 8, 8, 8)].neurons == 1
+  assert lt[("xpulpv2", 8, 8, 32)].block < lt[("xpulpv2", 8, 8, 8)].block
 
 
 def test_mixed_network_runs_8bit_layers_with_the_mixed_library():

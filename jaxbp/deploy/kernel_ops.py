@@ -446,12 +446,65 @@ def derive_matmul_tails(root: str | Path) -> dict[tuple[str, int, int, int], Mat
   return out
 
 
+@dataclasses.dataclass(frozen=True)
+class LinearTail:
+  """What the code says around a linear kernel's inner loop (`kernel_code.LINEAR_INNER`): `neurons` output neurons
+  per pass of the neuron loop, `block` instructions per pass (set-up, requantization or int32 stores, loop
+  control), `tail` per input element left over by the inner loop."""
+
+  file: str
+  neurons: int
+  block: int
+  tail: float
+
+
+def _col_tail(block: str, h: dict[str, int]) -> float:
+  """Instructions per element of a linear kernel's leftover loop over `col_cnt`."""
+  spans = _blocks(block, r"\bwhile\s*\(\s*col_cnt[^)]*\)\s*")
+  spans += [(s, e) for s, e in _blocks(block, r"\bdo\s*") if re.match(r"\s*while\s*\(\s*col_cnt", block[e:])]
+  if not spans:
+    return 0.0
+  s, e = spans[0]
+  body = block[s:e].split("{", 1)[1].rsplit("}", 1)[0]
+  step = re.search(r"col_cnt\s*-=\s*(\d+)", body)
+  return count(body, h) / (int(step.group(1)) if step else 1)
+
+
+def linear_tail(path: Path, utils: str, rel: str) -> LinearTail:
+  src = _clean(path.read_text())
+  h = _helpers(utils)
+  m = re.search(r"\bfor\s*\(\s*(?:int\s+)?i\s*=\s*start\s*;[^;]*;\s*i\s*(\+=\s*2|\+\+)\s*\)", src)
+  body = _inner(src[m.start():], r"\bfor\s*\([^{]*")
+  loops = 2 * SETUP_CYCLES + LOOP_CYCLES
+  return LinearTail(rel, 2 if "2" in m.group(1) else 1, count(body, h) + loops, _col_tail(body, h))
+
+
+def derive_linear_tails(root: str | Path) -> dict[tuple[str, int, int, int], LinearTail]:
+  """{(isa, b_in, b_w, b_out): LinearTail} for the unsigned-input linear kernels DORY calls (b_out 8: LinearQuant,
+  32: LinearNoQuant; XpulpNN-mixed ships none: XpulpNN's), and pulp-nn's `pulp_nn_linear` / `_out_32` ("pulp-nn")."""
+  root = Path(root)
+  base, utils = _lib(root, "pulp-nn")
+  out = {}
+  for o, name in ((8, "pulp_nn_linear"), (32, "pulp_nn_linear_out_32")):
+    f = base / "src" / f"{name}.c"
+    out[("pulp-nn", 8, 8, o)] = linear_tail(f, utils, str(f.relative_to(root)))
+  for isa, lib, px in (("xpulpv2", "xpulpv2", "pulp_nn"), ("xpulpnn-v1", "xpulpnn", "xpulp_nn"),
+                       ("xpulpnn-v2", "xpulpnn", "xpulp_nn")):
+    base, utils = _lib(root, lib)
+    for a in BITS:
+      for w in BITS:
+        for o, d, y in ((8, "LinearQuant", "u8"), (32, "LinearNoQuant", "i32")):
+          f = base / "src" / d / f"{px}_linear_u{a}_{y}_i{w}.c"
+          out[(isa, a, w, o)] = linear_tail(f, utils, str(f.relative_to(root)))
+  return out
+
+
 def literal() -> str:
   """The tables below as Python source (to refresh them after a kernel update)."""
   root = backend_root()
   parts = []
   for name, table in (("DEPTHWISE", derive_depthwise(root)), ("ADD", derive_add(root)), ("POOL", derive_pool(root)),
-                      ("MATMUL_TAIL", derive_matmul_tails(root))):
+                      ("MATMUL_TAIL", derive_matmul_tails(root)), ("LINEAR_TAIL", derive_linear_tails(root))):
     rows = "\n".join(f"    {k!r}: {v!r}," for k, v in table.items())
     parts.append(f"{name} = {{\n{rows}\n}}")
   return "\n\n".join(parts)
@@ -623,5 +676,64 @@ MATMUL_TAIL = {
     ('xpulpnn-v2', 2, 2, 8): MatmulTail(file='pulp-nn-mixed/XpulpNN-mixed/32bit/src/MatrixMultiplication/xpulp_nn_mix_matmul_u2_u8_i2.c', block=121, tail=20.25, row=49, row_tail=8.25),
     ('xpulpnn-v2', 2, 2, 4): MatmulTail(file='pulp-nn-mixed/XpulpNN-mixed/32bit/src/MatrixMultiplication/xpulp_nn_mix_matmul_u2_u4_i2.c', block=121, tail=20.25, row=60, row_tail=8.25),
     ('xpulpnn-v2', 2, 2, 2): MatmulTail(file='pulp-nn-mixed/XpulpNN-mixed/32bit/src/MatrixMultiplication/xpulp_nn_mix_matmul_u2_u2_i2.c', block=121, tail=20.25, row=0, row_tail=0.0),
+}
+
+LINEAR_TAIL = {
+    ('pulp-nn', 8, 8, 8): LinearTail(file='pulp-nn/32bit/src/pulp_nn_linear.c', neurons=1, block=16, tail=3.0),
+    ('pulp-nn', 8, 8, 32): LinearTail(file='pulp-nn/32bit/src/pulp_nn_linear_out_32.c', neurons=1, block=10, tail=3.0),
+    ('xpulpv2', 8, 8, 8): LinearTail(file='pulp-nn-mixed/XpulpV2/32bit/src/LinearQuant/pulp_nn_linear_u8_u8_i8.c', neurons=2, block=35, tail=5.0),
+    ('xpulpv2', 8, 8, 32): LinearTail(file='pulp-nn-mixed/XpulpV2/32bit/src/LinearNoQuant/pulp_nn_linear_u8_i32_i8.c', neurons=2, block=13, tail=5.0),
+    ('xpulpv2', 8, 4, 8): LinearTail(file='pulp-nn-mixed/XpulpV2/32bit/src/LinearQuant/pulp_nn_linear_u8_u8_i4.c', neurons=2, block=35, tail=14.0),
+    ('xpulpv2', 8, 4, 32): LinearTail(file='pulp-nn-mixed/XpulpV2/32bit/src/LinearNoQuant/pulp_nn_linear_u8_i32_i4.c', neurons=2, block=13, tail=14.0),
+    ('xpulpv2', 8, 2, 8): LinearTail(file='pulp-nn-mixed/XpulpV2/32bit/src/LinearQuant/pulp_nn_linear_u8_u8_i2.c', neurons=2, block=35, tail=28.0),
+    ('xpulpv2', 8, 2, 32): LinearTail(file='pulp-nn-mixed/XpulpV2/32bit/src/LinearNoQuant/pulp_nn_linear_u8_i32_i2.c', neurons=2, block=13, tail=28.0),
+    ('xpulpv2', 4, 8, 8): LinearTail(file='pulp-nn-mixed/XpulpV2/32bit/src/LinearQuant/pulp_nn_linear_u4_u8_i8.c', neurons=2, block=35, tail=12.0),
+    ('xpulpv2', 4, 8, 32): LinearTail(file='pulp-nn-mixed/XpulpV2/32bit/src/LinearNoQuant/pulp_nn_linear_u4_i32_i8.c', neurons=2, block=13, tail=12.0),
+    ('xpulpv2', 4, 4, 8): LinearTail(file='pulp-nn-mixed/XpulpV2/32bit/src/LinearQuant/pulp_nn_linear_u4_u8_i4.c', neurons=2, block=35, tail=16.0),
+    ('xpulpv2', 4, 4, 32): LinearTail(file='pulp-nn-mixed/XpulpV2/32bit/src/LinearNoQuant/pulp_nn_linear_u4_i32_i4.c', neurons=2, block=13, tail=16.0),
+    ('xpulpv2', 4, 2, 8): LinearTail(file='pulp-nn-mixed/XpulpV2/32bit/src/LinearQuant/pulp_nn_linear_u4_u8_i2.c', neurons=2, block=35, tail=32.0),
+    ('xpulpv2', 4, 2, 32): LinearTail(file='pulp-nn-mixed/XpulpV2/32bit/src/LinearNoQuant/pulp_nn_linear_u4_i32_i2.c', neurons=2, block=13, tail=32.0),
+    ('xpulpv2', 2, 8, 8): LinearTail(file='pulp-nn-mixed/XpulpV2/32bit/src/LinearQuant/pulp_nn_linear_u2_u8_i8.c', neurons=2, block=35, tail=24.0),
+    ('xpulpv2', 2, 8, 32): LinearTail(file='pulp-nn-mixed/XpulpV2/32bit/src/LinearNoQuant/pulp_nn_linear_u2_i32_i8.c', neurons=2, block=13, tail=24.0),
+    ('xpulpv2', 2, 4, 8): LinearTail(file='pulp-nn-mixed/XpulpV2/32bit/src/LinearQuant/pulp_nn_linear_u2_u8_i4.c', neurons=2, block=35, tail=32.0),
+    ('xpulpv2', 2, 4, 32): LinearTail(file='pulp-nn-mixed/XpulpV2/32bit/src/LinearNoQuant/pulp_nn_linear_u2_i32_i4.c', neurons=2, block=13, tail=32.0),
+    ('xpulpv2', 2, 2, 8): LinearTail(file='pulp-nn-mixed/XpulpV2/32bit/src/LinearQuant/pulp_nn_linear_u2_u8_i2.c', neurons=2, block=35, tail=32.0),
+    ('xpulpv2', 2, 2, 32): LinearTail(file='pulp-nn-mixed/XpulpV2/32bit/src/LinearNoQuant/pulp_nn_linear_u2_i32_i2.c', neurons=2, block=13, tail=32.0),
+    ('xpulpnn-v1', 8, 8, 8): LinearTail(file='pulp-nn-mixed/XpulpNN/32bit/src/LinearQuant/xpulp_nn_linear_u8_u8_i8.c', neurons=1, block=28, tail=3.0),
+    ('xpulpnn-v1', 8, 8, 32): LinearTail(file='pulp-nn-mixed/XpulpNN/32bit/src/LinearNoQuant/xpulp_nn_linear_u8_i32_i8.c', neurons=1, block=18, tail=3.0),
+    ('xpulpnn-v1', 8, 4, 8): LinearTail(file='pulp-nn-mixed/XpulpNN/32bit/src/LinearQuant/xpulp_nn_linear_u8_u8_i4.c', neurons=1, block=28, tail=4.5),
+    ('xpulpnn-v1', 8, 4, 32): LinearTail(file='pulp-nn-mixed/XpulpNN/32bit/src/LinearNoQuant/xpulp_nn_linear_u8_i32_i4.c', neurons=1, block=18, tail=4.5),
+    ('xpulpnn-v1', 8, 2, 8): LinearTail(file='pulp-nn-mixed/XpulpNN/32bit/src/LinearQuant/xpulp_nn_linear_u8_u8_i2.c', neurons=1, block=28, tail=4.25),
+    ('xpulpnn-v1', 8, 2, 32): LinearTail(file='pulp-nn-mixed/XpulpNN/32bit/src/LinearNoQuant/xpulp_nn_linear_u8_i32_i2.c', neurons=1, block=18, tail=4.25),
+    ('xpulpnn-v1', 4, 8, 8): LinearTail(file='pulp-nn-mixed/XpulpNN/32bit/src/LinearQuant/xpulp_nn_linear_u4_u8_i8.c', neurons=1, block=28, tail=4.5),
+    ('xpulpnn-v1', 4, 8, 32): LinearTail(file='pulp-nn-mixed/XpulpNN/32bit/src/LinearNoQuant/xpulp_nn_linear_u4_i32_i8.c', neurons=1, block=18, tail=4.5),
+    ('xpulpnn-v1', 4, 4, 8): LinearTail(file='pulp-nn-mixed/XpulpNN/32bit/src/LinearQuant/xpulp_nn_linear_u4_u8_i4.c', neurons=1, block=28, tail=5.5),
+    ('xpulpnn-v1', 4, 4, 32): LinearTail(file='pulp-nn-mixed/XpulpNN/32bit/src/LinearNoQuant/xpulp_nn_linear_u4_i32_i4.c', neurons=1, block=18, tail=5.5),
+    ('xpulpnn-v1', 4, 2, 8): LinearTail(file='pulp-nn-mixed/XpulpNN/32bit/src/LinearQuant/xpulp_nn_linear_u4_u8_i2.c', neurons=1, block=28, tail=5.25),
+    ('xpulpnn-v1', 4, 2, 32): LinearTail(file='pulp-nn-mixed/XpulpNN/32bit/src/LinearNoQuant/xpulp_nn_linear_u4_i32_i2.c', neurons=1, block=18, tail=5.25),
+    ('xpulpnn-v1', 2, 8, 8): LinearTail(file='pulp-nn-mixed/XpulpNN/32bit/src/LinearQuant/xpulp_nn_linear_u2_u8_i8.c', neurons=1, block=28, tail=4.25),
+    ('xpulpnn-v1', 2, 8, 32): LinearTail(file='pulp-nn-mixed/XpulpNN/32bit/src/LinearNoQuant/xpulp_nn_linear_u2_i32_i8.c', neurons=1, block=18, tail=4.25),
+    ('xpulpnn-v1', 2, 4, 8): LinearTail(file='pulp-nn-mixed/XpulpNN/32bit/src/LinearQuant/xpulp_nn_linear_u2_u8_i4.c', neurons=1, block=28, tail=5.25),
+    ('xpulpnn-v1', 2, 4, 32): LinearTail(file='pulp-nn-mixed/XpulpNN/32bit/src/LinearNoQuant/xpulp_nn_linear_u2_i32_i4.c', neurons=1, block=18, tail=5.25),
+    ('xpulpnn-v1', 2, 2, 8): LinearTail(file='pulp-nn-mixed/XpulpNN/32bit/src/LinearQuant/xpulp_nn_linear_u2_u8_i2.c', neurons=1, block=28, tail=5.25),
+    ('xpulpnn-v1', 2, 2, 32): LinearTail(file='pulp-nn-mixed/XpulpNN/32bit/src/LinearNoQuant/xpulp_nn_linear_u2_i32_i2.c', neurons=1, block=18, tail=5.25),
+    ('xpulpnn-v2', 8, 8, 8): LinearTail(file='pulp-nn-mixed/XpulpNN/32bit/src/LinearQuant/xpulp_nn_linear_u8_u8_i8.c', neurons=1, block=28, tail=3.0),
+    ('xpulpnn-v2', 8, 8, 32): LinearTail(file='pulp-nn-mixed/XpulpNN/32bit/src/LinearNoQuant/xpulp_nn_linear_u8_i32_i8.c', neurons=1, block=18, tail=3.0),
+    ('xpulpnn-v2', 8, 4, 8): LinearTail(file='pulp-nn-mixed/XpulpNN/32bit/src/LinearQuant/xpulp_nn_linear_u8_u8_i4.c', neurons=1, block=28, tail=4.5),
+    ('xpulpnn-v2', 8, 4, 32): LinearTail(file='pulp-nn-mixed/XpulpNN/32bit/src/LinearNoQuant/xpulp_nn_linear_u8_i32_i4.c', neurons=1, block=18, tail=4.5),
+    ('xpulpnn-v2', 8, 2, 8): LinearTail(file='pulp-nn-mixed/XpulpNN/32bit/src/LinearQuant/xpulp_nn_linear_u8_u8_i2.c', neurons=1, block=28, tail=4.25),
+    ('xpulpnn-v2', 8, 2, 32): LinearTail(file='pulp-nn-mixed/XpulpNN/32bit/src/LinearNoQuant/xpulp_nn_linear_u8_i32_i2.c', neurons=1, block=18, tail=4.25),
+    ('xpulpnn-v2', 4, 8, 8): LinearTail(file='pulp-nn-mixed/XpulpNN/32bit/src/LinearQuant/xpulp_nn_linear_u4_u8_i8.c', neurons=1, block=28, tail=4.5),
+    ('xpulpnn-v2', 4, 8, 32): LinearTail(file='pulp-nn-mixed/XpulpNN/32bit/src/LinearNoQuant/xpulp_nn_linear_u4_i32_i8.c', neurons=1, block=18, tail=4.5),
+    ('xpulpnn-v2', 4, 4, 8): LinearTail(file='pulp-nn-mixed/XpulpNN/32bit/src/LinearQuant/xpulp_nn_linear_u4_u8_i4.c', neurons=1, block=28, tail=5.5),
+    ('xpulpnn-v2', 4, 4, 32): LinearTail(file='pulp-nn-mixed/XpulpNN/32bit/src/LinearNoQuant/xpulp_nn_linear_u4_i32_i4.c', neurons=1, block=18, tail=5.5),
+    ('xpulpnn-v2', 4, 2, 8): LinearTail(file='pulp-nn-mixed/XpulpNN/32bit/src/LinearQuant/xpulp_nn_linear_u4_u8_i2.c', neurons=1, block=28, tail=5.25),
+    ('xpulpnn-v2', 4, 2, 32): LinearTail(file='pulp-nn-mixed/XpulpNN/32bit/src/LinearNoQuant/xpulp_nn_linear_u4_i32_i2.c', neurons=1, block=18, tail=5.25),
+    ('xpulpnn-v2', 2, 8, 8): LinearTail(file='pulp-nn-mixed/XpulpNN/32bit/src/LinearQuant/xpulp_nn_linear_u2_u8_i8.c', neurons=1, block=28, tail=4.25),
+    ('xpulpnn-v2', 2, 8, 32): LinearTail(file='pulp-nn-mixed/XpulpNN/32bit/src/LinearNoQuant/xpulp_nn_linear_u2_i32_i8.c', neurons=1, block=18, tail=4.25),
+    ('xpulpnn-v2', 2, 4, 8): LinearTail(file='pulp-nn-mixed/XpulpNN/32bit/src/LinearQuant/xpulp_nn_linear_u2_u8_i4.c', neurons=1, block=28, tail=5.25),
+    ('xpulpnn-v2', 2, 4, 32): LinearTail(file='pulp-nn-mixed/XpulpNN/32bit/src/LinearNoQuant/xpulp_nn_linear_u2_i32_i4.c', neurons=1, block=18, tail=5.25),
+    ('xpulpnn-v2', 2, 2, 8): LinearTail(file='pulp-nn-mixed/XpulpNN/32bit/src/LinearQuant/xpulp_nn_linear_u2_u8_i2.c', neurons=1, block=28, tail=5.25),
+    ('xpulpnn-v2', 2, 2, 32): LinearTail(file='pulp-nn-mixed/XpulpNN/32bit/src/LinearNoQuant/xpulp_nn_linear_u2_i32_i2.c', neurons=1, block=18, tail=5.25),
 }
 

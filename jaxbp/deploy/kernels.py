@@ -22,7 +22,7 @@ import dataclasses
 import math
 
 from jaxbp.deploy.kernel_code import CONV_INNER, LINEAR_INNER, InnerLoop
-from jaxbp.deploy.kernel_ops import ADD, DEPTHWISE, MATMUL_TAIL, POOL, DepthwiseLoop, MatmulTail
+from jaxbp.deploy.kernel_ops import ADD, DEPTHWISE, LINEAR_TAIL, MATMUL_TAIL, POOL, DepthwiseLoop, LinearTail, MatmulTail
 from jaxbp.deploy.layers import Layer, Shape
 from jaxbp.deploy.platforms import Platform
 
@@ -231,8 +231,10 @@ def linear_loop(p: Platform, b_in: int, b_w: int) -> InnerLoop | None:
 
 def linear_cycles(p: Platform, layer: Layer, out: Shape) -> KernelCycles:
   """Fully connected: output neurons split over cores; the input vector is read by every core. The inner loop is
-  the kernel code's (`kernel_code.LINEAR_INNER`: XpulpV2 computes 2 neurons per pass, XpulpNN 1); the reduction
-  tail runs scalar MACs."""
+  the kernel code's (`kernel_code.LINEAR_INNER`: XpulpV2 computes 2 neurons per pass, XpulpNN 1), the code around
+  it too (`kernel_ops.LINEAR_TAIL`: per pass set-up, requantization or int32 stores, the leftover elements).
+  pulp-nn's 8-bit library is costed with the XpulpV2 8-bit loop (its own does 1 neuron per pass: 3 instructions
+  per 4 MACs instead of 5 per 8) and its own pass code."""
   c, cin, k = out[2], layer.in_shape[2], p.kernel
   per_core = math.ceil(c / p.n_cores)
   loop = linear_loop(p, layer.bits_in, layer.bits_w)
@@ -241,9 +243,23 @@ def linear_cycles(p: Platform, layer: Layer, out: Shape) -> KernelCycles:
   e = loop.macs // (2 if loop.conv_file.startswith("XpulpV2") else 1)  # elements per iteration and neuron.
   whole, tail = divmod(cin, e)
   per_mac = iteration_cycles(p, loop) / loop.macs
-  total = per_core * (whole * e * per_mac + tail * k.scalar_cycles_per_mac + k.row_store_cycles)
   unpack = per_core * whole * e * loop.unpack_instr / loop.macs
+  code = linear_tail(p, layer.bits_in, layer.bits_w, layer.bits_out)
+  if code is not None:  # set-up, requantization / int32 stores and the leftover loop, per pass of `neurons`.
+    neurons = math.ceil(per_core / code.neurons) * code.neurons
+    return KernelCycles(neurons * (whole * e * per_mac + (code.block + tail * code.tail) / code.neurons), 0.0, unpack)
+  total = per_core * (whole * e * per_mac + tail * k.scalar_cycles_per_mac + k.row_store_cycles)
   return KernelCycles(total, 0.0, unpack)
+
+
+def linear_tail(p: Platform, b_in: int, b_w: int, b_out: int) -> LinearTail | None:
+  """The code around the linear kernel's inner loop (`kernel_ops.LINEAR_TAIL`; int32 outputs: LinearNoQuant,
+  else LinearQuant's 8-bit-output kernel); None without SIMD."""
+  if not p.lanes(8):
+    return None
+  o = 32 if b_out == 32 else 8
+  lib = library_isa(p, (b_in, b_w) == (8, 8))
+  return LINEAR_TAIL.get(("pulp-nn", 8, 8, o) if lib == "pulp-nn" else (lib, b_in, b_w, o))
 
 
 def _input_unpack(p: Platform, elems_per_core: float, bits: int) -> float:
