@@ -78,3 +78,26 @@ def test_pareto_and_config_ids():
   a = flow.config_id({"x": (4, 4), "y": (8, 2)}, "original_bops/01")
   assert a == flow.config_id({"y": (8, 2), "x": (4, 4)}, "original_bops/01") and a.startswith("original_bops_01-")
   assert a != flow.config_id({"x": (4, 8), "y": (8, 2)}, "original_bops/01")
+
+
+@pytest.mark.slow  # ~100 s on 2 loaded cores (the integerizer's read-off compiles).
+def test_resnet1d_integer_graph_deploys_like_the_zoo_graph():
+  """The integer graph's deploy conversion drops ResNet1d's skip `pad_channels` into the add (as the zoo graph)."""
+  import dataclasses
+
+  from jaxbp.deploy.layers import with_uniform_bits
+  from jaxbp.deploy.platforms import get_platform
+  from jaxbp.deploy.simulator import simulate
+  from jaxbp.deploy.zoo import from_config
+  from jaxbp.export.c.to_deploy import to_network
+  from jaxbp.integerize.from_quant import integerize_twin
+
+  cfg = dataclasses.replace(TINY_RESNET, n_blocks=3)  # block2 doubles the channels: a zero-padded skip.
+  tw = twin(cfg, QuantConfig(act_method="tqt"))
+  assert "pad_channels" in {n.op for n in tw.graph.nodes}
+  net = to_network(integerize_twin(tw, init_twin(tw, jax.random.key(0), 64), 64), "tiny")
+  zoo = with_uniform_bits(from_config(cfg, 64), 8)
+  assert [(l.name, l.op, l.in_shape, l.in2_shape) for l in net.layers] == \
+      [(l.name, l.op, l.in_shape, l.in2_shape) for l in zoo.layers]
+  p = get_platform("gap8")
+  assert simulate(net, p).latency_ms == pytest.approx(simulate(zoo, p).latency_ms, rel=0.02)

@@ -42,8 +42,9 @@ ELEMENTWISE_MODES = {"affine": ("requant", False), "lut": ("lut", False), "mul":
                      "norm_prelu": ("norm", False), "upsample2": ("resize", False), "concat": ("concat", True)}
 
 
-def layer_of(graph: Graph, node: Node, producer: dict[str, str]) -> Layer:
-  """The deploy `Layer` of one node; `producer` maps tensor names to layer names (or "input")."""
+def layer_of(graph: Graph, node: Node, producer: dict[str, str], padded: dict[str, str] | None = None) -> Layer:
+  """The deploy `Layer` of one node; `producer` maps tensor names to layer names (or "input"), `padded` a
+  channel-zero-padded tensor to the tensor it pads (the add reads the unpadded one, as `jaxbp.deploy.zoo`)."""
   x, out = graph.tensors[node.inputs[0]], graph.tensors[node.output]
   common = {"name": node.name, "inputs": tuple(producer[t] for t in node.inputs), "in_shape": hwc(x.shape),
             "out_shape": hwc(out.shape), "bits_in": _bits(x), "bits_out": _bits(out)}
@@ -60,7 +61,7 @@ def layer_of(graph: Graph, node: Node, producer: dict[str, str]) -> Layer:
   if op == "linear":
     return Layer(op="linear", bits_w=node.attrs["w_bits"], **common)
   if op == "add":
-    y = graph.tensors[node.inputs[1]]
+    y = graph.tensors[(padded or {}).get(node.inputs[1], node.inputs[1])]  # a zero-padded identity: its own shape
     return Layer(op="add", in2_shape=hwc(y.shape), bits_in2=_bits(y), **common)
   if op in ("maxpool", "avgpool"):
     kernel, stride, pad = _window2d(node, nd, None)
@@ -83,11 +84,20 @@ def to_network(graph: Graph, name: str | None = None) -> Network:
   if len(graph.inputs) != 1:
     raise ValueError(f"graph has inputs {list(graph.inputs)}; a deploy network has exactly one input")
   producer = {graph.inputs[0]: NETWORK_INPUT}
+  padded: dict[str, str] = {}
   layers = []
   for node in graph.nodes:
     if node.name == NETWORK_INPUT:
       raise ValueError(f"node {node.name!r}: the name {NETWORK_INPUT!r} is reserved for the network input")
-    layers.append(layer_of(graph, node, producer))
+    if node.op == "pad_channels":  # no layer: the add zero-pads its second input's channels (ResNet1d's skip).
+      consumers = [n for n in graph.nodes if node.output in n.inputs]
+      if any(n.op != "add" or n.inputs[1] != node.output for n in consumers):
+        raise ValueError(f"node {node.name!r} (pad_channels): a deploy network pads channels only as the second "
+                         f"input of an add; it feeds {[n.name for n in consumers]}")
+      producer[node.output] = producer[node.inputs[0]]
+      padded[node.output] = padded.get(node.inputs[0], node.inputs[0])
+      continue
+    layers.append(layer_of(graph, node, producer, padded))
     producer[node.output] = node.name
   x = graph.tensors[graph.inputs[0]]
   return Network(name or str(graph.meta.get("name", "integer_graph")), hwc(x.shape), tuple(layers), _bits(x))
