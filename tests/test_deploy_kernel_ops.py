@@ -101,3 +101,13 @@ def test_mixed_network_runs_8bit_layers_with_the_mixed_library():
   mixed8 = kernel_cycles(p, conv8, conv8.out_shape, conv8.in_shape).total
   plain8 = kernel_cycles(XPULPNN_V1, conv8, conv8.out_shape, conv8.in_shape).total
   assert mixed8 != plain8 and r.layers[0].compute_cycles == pytest.approx(mixed8)
+
+
+def test_xpulpnn_mixed_add_and_avgpool_are_xpulpnn_s():
+  # The simulator costs xpulpnn-v2's adds and average pools with XpulpNN's tables: the sources are the same files.
+  _need_sources()
+  mixed, nn = ROOT / "pulp-nn-mixed" / "XpulpNN-mixed" / "32bit" / "src", ROOT / "pulp-nn-mixed" / "XpulpNN" / "32bit" / "src"
+  for b in (8, 4, 2):
+    for rel in (f"Add/xpulp_nn_add_u{b}_u{b}_u{b}.c", f"Pooling/AvgPool/xpulp_nn_avgpool_u{b}_u{b}.c"):
+      assert (mixed / rel).read_text() == (nn / rel).read_text(), rel
+  assert not (mixed / "Depthwise").exists()  # no depthwise kernels: XpulpNN's are used.
