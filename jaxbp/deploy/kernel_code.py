@@ -71,10 +71,10 @@ def _body(text: str, start: int) -> str:
   """The brace-delimited block starting at the first '{' after `start`."""
   i = text.index("{", start)
   depth = 0
-  for j in range(i, len(text)):
-    depth += {"{": 1, "}": -1}.get(text[j], 0)
+  for m in re.compile(r"[{}]").finditer(text, i):
+    depth += 1 if m.group() == "{" else -1
     if depth == 0:
-      return text[i + 1:j]
+      return text[i + 1:m.start()]
   raise ValueError("unbalanced braces")
 
 

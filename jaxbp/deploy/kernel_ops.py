@@ -23,6 +23,7 @@ no sources at run time (tests/test_deploy_kernel_ops.py re-derives them).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 from pathlib import Path
@@ -76,9 +77,14 @@ def _flat(block: str) -> str:
              + _blocks(out, r"\belse\s+if\s*\([^{};]*\)\s*") + _blocks(out, r"\belse\s*"))
     if not spans:
       break
-    s, e = min(spans)
-    tail = re.match(r"\s*while\s*\([^;]*\)\s*;", out[e:]) if out[s:s + 2] == "do" else None
-    out = out[:s] + ";" + out[e + (tail.end() if tail else 0):]
+    outer, end = [], -1
+    for s, e in sorted(spans):  # the outermost constructs, removed together (last first).
+      if s >= end:
+        outer.append((s, e))
+        end = e
+    for s, e in reversed(outer):
+      tail = re.match(r"\s*while\s*\([^;]*\)\s*;", out[e:]) if out[s:s + 2] == "do" else None
+      out = out[:s] + ";" + out[e + (tail.end() if tail else 0):]
   out = re.sub(r"\bfor\s*\([^)]*\)\s*[^;{]*;", ";", out)  # one-statement for loops (counted by the caller).
   return re.sub(r"\bif\s*\([^{};]*\)\s*\{?", ";", out).replace("}", ";").replace("{", ";")
 
@@ -142,6 +148,7 @@ def count(block: str, helpers: dict[str, int] | None = None) -> int:
   return total
 
 
+@functools.lru_cache(maxsize=16)
 def _helpers(utils: str) -> dict[str, int]:
   """{name: cycles of a call} of the requantization / compare helpers of a `pulp_nn_utils` source."""
   out = {}
