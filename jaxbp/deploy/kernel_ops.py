@@ -28,7 +28,7 @@ import math
 import re
 from pathlib import Path
 
-from jaxbp.deploy.kernel_code import _body, default_root
+from jaxbp.deploy.kernel_code import ISA_DIRS, PREFIX, _body, default_root
 
 CALL_CYCLES = 4  # estimate: jal + ret + 2 argument moves of an out-of-line helper.
 SETUP_CYCLES = 1  # estimate: lp.setup of a hardware loop (count in a register).
@@ -371,7 +371,7 @@ def maxpool_loop(path: Path, utils: str, rel: str) -> PoolLoop:
   pixel = _inner(src, r"\bfor\s*\(\s*i_x\s*=[^{]*")
   copy = re.search(r"for\s*\(\s*int\s+i\s*=\s*0[^)]*\)\s*([^;{]*;)", pixel).group(1)
   flat_pixel = re.sub(r"for\s*\([^)]*\)\s*\{[^{}]*\}", ";", pixel)
-  return PoolLoop(rel, "max", 1, count(flat_pixel) + LOOP_CYCLES, copy=count(copy), word=h[name] + SETUP_CYCLES * 0,
+  return PoolLoop(rel, "max", 1, count(flat_pixel) + LOOP_CYCLES, copy=count(copy), word=h[name],
                   call=CALL_CYCLES + SETUP_CYCLES + LOOP_CYCLES)
 
 
@@ -433,7 +433,6 @@ def matmul_tail(path: Path, utils: str, rel: str) -> MatmulTail:
 def derive_matmul_tails(root: str | Path) -> dict[tuple[str, int, int, int], MatmulTail]:
   """{(isa, b_in, b_w, b_out): MatmulTail} of the matmul each unsigned pulp-nn-mixed conv kernel calls (the ISA
   directories of `kernel_code.ISA_DIRS`), and ("pulp-nn", 8, 8, 8): pulp-nn's 8-bit `pulp_nn_matmul`."""
-  from jaxbp.deploy.kernel_code import ISA_DIRS, PREFIX  # noqa: PLC0415 (same package, table order)
   root = Path(root)
   base, utils = _lib(root, "pulp-nn")
   f = base / "src" / "pulp_nn_matmul.c"

@@ -293,7 +293,7 @@ def pool_cycles(p: Platform, layer: Layer, out: Shape, inp: Shape) -> float | No
   loop = POOL.get((ops_library(p, b == 8), layer.mode, b))
   if loop is None:
     return None
-  (h, w, c), (hi, wi, _) = out, inp
+  (h, w, c), hi = out, inp[0]
   kh, kw = layer.kernel
   if layer.mode == "avg":  # output rows over cores; per pixel, per byte of channels, per window element.
     return _rows_per_core(p, h) * w * (loop.pixel + math.ceil(c / loop.group) * (loop.channel + kh * kw * loop.window))

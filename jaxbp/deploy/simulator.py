@@ -14,7 +14,7 @@ import dataclasses
 from typing import Any
 
 from jaxbp.deploy.dory_tiler import dory_node, kernel_name
-from jaxbp.deploy.layers import Layer, Network
+from jaxbp.deploy.layers import Network
 from jaxbp.deploy.platforms import Platform
 from jaxbp.deploy.schedule import LayerTiming, layer_timing
 from jaxbp.deploy.tiler import DEFAULT_TILER, NetworkPlan, plan_network
