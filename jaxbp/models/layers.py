@@ -194,8 +194,11 @@ def zero_pad_maxpool(x: jax.Array, window: int) -> jax.Array:
   if window == 1:
     return x
   total = window - 1
-  x = jnp.pad(x, ((0, 0), (total // 2, total - total // 2), (0, 0)))
-  return nn.max_pool(x, (window,), strides=(window,), padding="VALID")
+  lout = -(-x.shape[1] // window)
+  x = jnp.pad(x, ((0, 0), (total // 2, total - total // 2), (0, 0)))[:, :lout * window]
+  # Window == stride: a reshape and a max (XLA's CPU reduce-window and its select-and-scatter gradient are
+  # several times slower). Same values; on ties the gradient is shared instead of going to the first maximum.
+  return jnp.max(x.reshape(x.shape[0], lout, window, x.shape[2]), axis=2)
 
 
 class PReLU(nn.Module):

@@ -33,6 +33,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxbp.models.dropout import Dropout
+
 VERSIONS = ("v1", "v2")
 KINDS = ("conv", "dw", "pw", "add", "pool", "fc")
 NETWORK_INPUT = "input"
@@ -344,7 +346,7 @@ class MobileNet(nn.Module):
       elif l.kind == "pool":
         h = jnp.mean(h, axis=(1, 2))
       else:
-        h = nn.Dropout(cfg.dropout, deterministic=not train or cfg.dropout == 0)(h)
+        h = Dropout(cfg.dropout, deterministic=not train or cfg.dropout == 0)(h)
         h = nn.Dense(l.cout, kernel_init=nn.initializers.normal(0.01), name=l.name)(h)
       values[l.name] = h
     return values[cfg.layers()[-1].name]

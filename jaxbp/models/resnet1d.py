@@ -11,6 +11,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxbp.models.dropout import Dropout
 from jaxbp.models.layers import (SlotFactory, SlotSpec, plain_slot, resolve_ops, torch_bias_init, torch_kernel_init,
                                  zero_pad_maxpool)
 
@@ -111,10 +112,10 @@ class ResNetBlock(nn.Module):
     # Every block owns bn1 (it counts in the parameters) but block 0 skips the pre-activation.
     h = _batch_norm(train, "bn1")(x)
     if i > 0:
-      x = nn.Dropout(cfg.dropout, deterministic=not train)(nn.relu(h))
+      x = Dropout(cfg.dropout, deterministic=not train)(nn.relu(h))
     x = self.slot(specs[f"block{i}/conv1"], self.ops[0], "conv1")(x)
     x = nn.relu(_batch_norm(train, "bn2")(x))
-    x = nn.Dropout(cfg.dropout, deterministic=not train)(x)
+    x = Dropout(cfg.dropout, deterministic=not train)(x)
     x = self.slot(specs[f"block{i}/conv2"], self.ops[1], "conv2")(x)
     if cfg.se:
       x = SqueezeExcite(max(cout // cfg.se_reduction, cfg.se_min), name="se")(x)

@@ -25,6 +25,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
+from jaxbp.models.dropout import Dropout
 from jaxbp.models.layers import (
   center_crop,
   conv_impl,
@@ -231,7 +232,7 @@ class QNode(nn.Module):
         return x.replace(value=zero_pad_maxpool(x.value, n.window))
       if n.op == "pad_channels":
         return x.replace(value=jnp.pad(x.value, ((0, 0), (0, 0), n.pad)))
-      return x.replace(value=nn.Dropout(n.rate, deterministic=not train)(x.value))
+      return x.replace(value=Dropout(n.rate, deterministic=not train)(x.value))
     q = None if n.out is None else ActQuant(n.out, self.policy, name="q")
     if n.op == "input":
       y = x
