@@ -65,6 +65,9 @@ def joint_stage(out: Path, task: flow.FlowTask, params: Mapping[str, Any], fc: f
                              progress=lambda r: log(f"joint {platform} epoch {r['epoch']}: rel latency "
                                                     f"{np.round(r['rel_latency'], 3).tolist()}"))
   seconds = time.perf_counter() - t0
+  d.mkdir(parents=True, exist_ok=True)
+  for i, v in enumerate(finals):  # the supernets themselves, before anything else can fail
+    pipeline.save_variables(d / f"supernet_{i:02d}.msgpack", v)
   cands = []
   for i, (lam, v) in enumerate(zip(lambdas, finals)):
     plain, p, config, choice = J.exported(task.config, jg, v, task.window)
