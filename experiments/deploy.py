@@ -202,6 +202,9 @@ def main(argv=None) -> int:
     stage = {st: study.load_results(dirs, rotations, st) for st in ("float", "int8")}
     rows += study.model_rows(m, summaries, stage)
     timings[f"{m.id}_s"] = time.perf_counter() - t
+    # What the rotations took when they ran (this invocation may only have resumed them): deploy.json's totals;
+    # a rotation resumed from saved weights counts only the stages of its last run.
+    timings[f"{m.id}_rotations_s"] = sum(s.get("timings", {}).get("total_s", 0.0) for s in summaries)
   p = get_platform(args.platform)
   commit = _git_commit()
   notes = [f"rotations {rotations}; float: max {config.float_fit.max_epochs} epochs (patience "

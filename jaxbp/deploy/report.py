@@ -188,7 +188,9 @@ def _timings_html(results: Mapping[str, Any], table: Mapping[str, Any] | None) -
     rows.append(["sweep wall (last invocation; a resumed run's earlier stages are not in it)",
                  _fmt(float(results["wall_seconds"]), 1)])
   for k, v in ((table or {}).get("timings") or {}).items():
-    rows.append([f"deploy: {_esc(k)}", _fmt(float(v), 1)])
+    what = (f"deploy {_esc(k[:-len('_rotations_s')])}: sum of its rotations' own runs" if k.endswith("_rotations_s")
+            else f"deploy, last invocation: {_esc(k)}")
+    rows.append([what, _fmt(float(v), 1)])
   return _table(["stage", "seconds"], rows) if rows else "<p>no timings recorded</p>"
 
 
