@@ -109,13 +109,14 @@ def _classic(kind: str, folds, spec, data_dir, out: Path, rotations, seed: int):
 
 
 def _git_commit() -> str | None:
-  """The repository's HEAD commit (short; "+dirty" with uncommitted changes), None outside a git checkout."""
+  """HEAD's short commit ("+dirty": uncommitted changes under jaxbp/deploy/, the simulator's package); None
+  outside a git checkout."""
   import subprocess  # pylint: disable=import-outside-toplevel
   root = Path(__file__).resolve().parents[1]
   try:
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
                           check=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "jaxbp"], cwd=root,
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "jaxbp/deploy"], cwd=root,
                            capture_output=True, text=True, check=True).stdout.strip()
   except (OSError, subprocess.CalledProcessError):
     return None
