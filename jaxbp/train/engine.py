@@ -78,7 +78,8 @@ class Engine:
     devices = local[: config.devices or len(local)]
     self.devices = devices
     if self.strategy == "vmap":
-      size = min(config.chunk_size or n, n)
+      chunks = -(-n // min(config.chunk_size or n, n))
+      size = -(-n // chunks)  # equal chunks where possible: one compiled program serves them all
       self.bounds = [(s, min(s + size, n)) for s in range(0, n, size)]
     else:
       self.bounds = [(i, i + 1) for i in range(n)]
@@ -99,6 +100,15 @@ class Engine:
       part = _index(stacked, start) if self.strategy == "loop" else _index(stacked, slice(start, stop))
       out.append(self._place(part, g))
     return out
+
+  def lower(self, stacked: Any, shared: Sequence[Any], per: Sequence[Any]) -> Any:
+    """The lowered program of the first group, with the arguments placed as `step` places them (so compiling it
+    is the compilation the first `step` call then reuses, not another one)."""
+    start, stop = self.bounds[0]
+    loop = self.strategy == "loop"
+    state = self._place(_index(stacked, start if loop else slice(start, stop)), 0)
+    part = [p[start] if loop else p[start:stop] for p in per] + ([] if loop else [np.ones(stop - start, bool)])
+    return self._fn.lower(state, tuple(shared), tuple(self._place(part, 0)))
 
   def stacked(self, groups: Sequence[Any]) -> Any:
     """Concatenates groups back into one host-side stacked (N, ...) pytree."""
@@ -181,8 +191,13 @@ def plan_memory(step: Callable[..., tuple[Any, Any]], n: int, stacked: Any, shar
   """
   if config.memory_limit is None:
     return config, None
-  budget = memory.plan(compiled(step, "loop"), memory.first(stacked), shared, [p[0] for p in per], n,
-                       config.memory_limit, what=what)
+  # Measured on the program that will run (loop: the single-candidate step; vmap: the first chunk), so the
+  # measurement costs no compilation of its own unless the chunk has to shrink.
+  strategy = config.resolved_strategy()
+  lowered = Engine(step, n, dataclasses.replace(config, strategy=strategy)).lower(stacked, shared, per)
+  size = 1 if strategy == "loop" else min(config.chunk_size or n, n)
+  budget = memory.plan(lowered, size, n, config.memory_limit, what=what,
+                       batch={k: tuple(v.shape) for b in shared if isinstance(b, dict) for k, v in b.items()})
   chunk = budget.chunk_size if config.chunk_size is None else min(config.chunk_size, budget.chunk_size)
   return dataclasses.replace(config, chunk_size=chunk), dataclasses.asdict(budget)
 

@@ -3,8 +3,9 @@
 XLA reports, for a compiled program, the bytes of its arguments, outputs and temporaries. A vmapped chunk of
 c candidates needs about c times a single candidate's bytes (weights, optimizer state, activations and their
 gradients all carry the candidate axis; the shared batch is counted once per candidate, conservatively), so
-the chunk size is limit // bytes_per_candidate. The single-candidate program is the loop strategy's, which the
-engine needs anyway (`jaxbp.train.engine.compiled`), so measuring costs no extra compilation.
+the chunk size is limit // bytes_per_candidate. The figures come from the program that will run (the loop's
+single-candidate step, or the first vmapped chunk): measuring costs no extra compilation unless the chunk must
+shrink.
 """
 
 from __future__ import annotations
@@ -66,28 +67,28 @@ class Budget:
   candidates: int
 
 
-def step_bytes(fn: Callable[..., Any], *args: Any) -> int:
-  """Arguments + outputs + temporaries (bytes) of the compiled `fn(*args)` (`fn` jitted)."""
-  mem = fn.lower(*args).compile().memory_analysis()
+def step_bytes(lowered: Any) -> int:
+  """Arguments + outputs + temporaries (bytes) of a lowered program (`jax.jit(f).lower(...)`), once compiled."""
+  mem = lowered.compile().memory_analysis()
   if mem is None:  # a backend that reports nothing: no basis for a plan.
     return 0
   return int(mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes
              - mem.alias_size_in_bytes)
 
 
-def plan(single_program: Callable[..., Any], state_one: Any, shared: Sequence[Any], per_one: Sequence[Any],
-         n: int, limit: int, *, what: str = "step") -> Budget:
-  """How many of `n` candidates fit `limit` bytes at once, from one candidate's compiled program.
+def plan(lowered: Any, size: int, n: int, limit: int, *, what: str = "step",
+         batch: dict[str, tuple[int, ...]] | None = None) -> Budget:
+  """How many of `n` candidates fit `limit` bytes at once, from the compiled program of `size` of them.
 
   Raises `MemoryBudgetError` (naming the batch shapes, candidates and the estimate) when one does not fit.
   """
-  per = step_bytes(single_program, state_one, tuple(shared), tuple(per_one))
+  total = step_bytes(lowered)
+  per = -(-total // size)
   if per > limit:
-    shapes = {k: tuple(v.shape) for b in shared if isinstance(b, dict) for k, v in b.items()}
     raise MemoryBudgetError(
-        f"{what}: one candidate needs ~{per / 2**30:.2f} GiB (batch {shapes}) but the memory limit is "
+        f"{what}: one candidate needs ~{per / 2**30:.2f} GiB (batch {batch or {}}) but the memory limit is "
         f"{limit / 2**30:.2f} GiB for {n} candidates; lower --batch-size or raise --memory-limit")
-  chunk = n if per == 0 else max(1, min(n, limit // per))
+  chunk = size if total <= limit else max(1, min(n, limit // per))
   return Budget(bytes_per_candidate=per, limit=limit, chunk_size=chunk, candidates=n)
 
 
