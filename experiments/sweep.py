@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> dict | None:
   if result is None:  # not process 0: its candidates are written; process 0 summarizes.
     return None
   plot_pareto(result, out / "pareto.png")
-  result["wall_seconds"] = time.perf_counter() - t0
+  result["wall_seconds"] = time.perf_counter() - t0  # this invocation (a resumed sweep counts only its own part)
   (out / "results.json").write_text(json.dumps(result, indent=2))
   print(f"{'λ':>9} {'params':>9} {'MACs':>10} {'MAE SBP':>8} {'MAE DBP':>8}")
   for c in result["candidates"]:
@@ -131,7 +131,8 @@ def run(args: argparse.Namespace) -> dict | None:
   if result["seed"]:
     s = result["seed"]
     print(f"{'seed':>9} {s['params']:9.0f} {s['macs']:10.0f} {s['mae_sbp']:8.2f} {s['mae_dbp']:8.2f}")
-  print(json.dumps({"out": str(out), "pareto": result["pareto"], "wall_seconds": round(result["wall_seconds"], 1)}))
+  print(json.dumps({"out": str(out), "pareto": result["pareto"], "wall_seconds": round(result["wall_seconds"], 1),
+                    "compile_seconds": round(result["compile_seconds"], 1)}))
   return result
 
 

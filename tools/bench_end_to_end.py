@@ -10,7 +10,6 @@ Data: PPGBP-shaped random folds (rotation 0: 371 / 120 / 128 windows of 262 samp
 from __future__ import annotations
 
 import argparse
-import collections
 import dataclasses
 import tempfile
 import time
@@ -29,29 +28,12 @@ from jaxbp.models import build
 from jaxbp.nas import sweep as sweep_lib
 from jaxbp.nas.supernet import export, supernet
 from jaxbp.train import programs
+from jaxbp.train.programs import compile_seconds
 from jaxbp.train.engine import EngineConfig
 from jaxbp.train.fit import FitConfig, fit, predict
 from jaxbp.train.memory import peak_rss
 
 FOLD_SIZES = (128, 120, 124, 124, 123)  # rotation 0: test 128, val 120, train 371 (PPGBP)
-_COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration", "/jax/core/compile/jaxpr_to_mlir_module_duration",
-                   "/jax/core/compile/backend_compile_duration")
-_seconds: collections.Counter = collections.Counter()
-
-
-def _listen(event: str, duration: float, **_: Any) -> None:
-  if event in _COMPILE_EVENTS:
-    _seconds["compile"] += duration
-
-
-jax.monitoring.register_event_duration_secs_listener(_listen)
-
-
-def compile_seconds() -> float:
-  """JAX trace + lower + backend compile seconds so far in this process."""
-  return _seconds["compile"]
-
-
 def matmul_gflops(n: int = 2048, reps: int = 5) -> float:
   """float32 GFLOP/s of an n x n matmul on the default device (the machine's practical dense limit)."""
   a = jnp.asarray(np.random.default_rng(0).standard_normal((n, n)), jnp.float32)

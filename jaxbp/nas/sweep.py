@@ -36,6 +36,7 @@ from jaxbp.train.crossval import RotationResult, pooled_report, rotation_result,
 from jaxbp.train.engine import Engine, EngineConfig, resolve_auto, stack
 from jaxbp.train.fit_many import fit_many, predict_many
 from jaxbp.train.memory import peak_rss
+from jaxbp.train.programs import compile_seconds
 from jaxbp.train.fit import FitConfig
 
 DEFAULT_LAMBDAS = tuple(float(x) for x in np.logspace(-11, -7, 18))
@@ -216,27 +217,30 @@ def run_sweep(folds: Sequence[Fold], spec: DatasetSpec, seed_config: ModelConfig
     rdir = out / f"rotation_{k}"
     rdir.mkdir(exist_ok=True)
     split = make_rotation(folds, spec, k, scalers)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), compile_seconds()
     pending = [i for i in mine if RotationResult.load(rdir / f"candidate_{i:02d}", k) is None]
     if pending:
       final, why = search_rotation(model, shapes, split, spec, config, k, rdir, progress, step=step,
                                    candidates=mine, tag=tag)
       engines[f"search_rotation_{k}"] = why
       timings[f"search_rotation_{k}_s"] = time.perf_counter() - t0
-      t0 = time.perf_counter()
+      timings[f"search_rotation_{k}_compile_s"] = compile_seconds() - c0
+      t0, c0 = time.perf_counter(), compile_seconds()
       sel = [mine.index(i) for i in pending]
       engines[f"finetune_rotation_{k}"] = _finetune_all(
           pending, jax.tree.map(lambda x: x[sel], final), split, spec, seed_config, shapes, config, k, scalers,
           rdir, progress, cost)
       timings[f"finetune_rotation_{k}_s"] = time.perf_counter() - t0
+      timings[f"finetune_rotation_{k}_compile_s"] = compile_seconds() - c0
     if config.train_seed and process_index == 0:
       sdir = rdir / "seed_network"
       if not (sdir.exists() and RotationResult.load(sdir, k) is not None):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), compile_seconds()
         res = run_rotation(folds, spec, seed_config, config.finetune, k, scalers, seed=config.seed)
         sdir.mkdir(exist_ok=True)
         res.save(sdir)
         timings[f"seed_rotation_{k}_s"] = time.perf_counter() - t0
+        timings[f"seed_rotation_{k}_compile_s"] = compile_seconds() - c0
   if barrier is not None:
     barrier("jaxbp-sweep-finished")
   if process_index != 0:
@@ -324,7 +328,7 @@ def _summarize(out, config, seed_config, spec, rotations, cand_results, cand_inf
             "cost": config.cost, "seed": seed, "naive": naive, "candidates": [
                 {k: v for k, v in c.items() if k not in ("metrics", "per_rotation")} for c in candidates],
             "pareto": pareto, "timings": timings, "engines": engines or {},
-            "peak_rss_bytes": peak_rss()}
+            "peak_rss_bytes": peak_rss(), "compile_seconds": compile_seconds()}
   _write_json(out / "pareto.json", {"seed": seed, "front": {
       t: [{k: candidates[j][k] for k in ("index", "lambda", "params", "macs", "mae_sbp", "mae_dbp")}
           for j in idx] for t, idx in pareto.items()}})

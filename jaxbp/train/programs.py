@@ -10,6 +10,7 @@ shape (the last one padded and masked, `jaxbp.data.batching.padded_batches`), so
 
 from __future__ import annotations
 
+import collections
 import threading
 from collections.abc import Callable, Hashable
 from typing import Any
@@ -52,3 +53,22 @@ def cached_function(key: Hashable, build: Callable[[], Callable[..., Any]]) -> C
     if fn is None:
       fn = _FUNCTIONS[key] = build()
   return fn
+
+
+_COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration", "/jax/core/compile/jaxpr_to_mlir_module_duration",
+                   "/jax/core/compile/backend_compile_duration")
+_SECONDS: collections.Counter = collections.Counter()
+
+
+def _listen(event: str, duration: float, **_: Any) -> None:
+  if event in _COMPILE_EVENTS:
+    _SECONDS["compile"] += duration
+
+
+jax.monitoring.register_event_duration_secs_listener(_listen)
+
+
+def compile_seconds() -> float:
+  """Seconds this process has spent tracing, lowering and compiling programs (JAX's own event durations;
+  loading a program from the persistent cache counts as its lowering only)."""
+  return _SECONDS["compile"]
