@@ -386,7 +386,7 @@ def finetune(out: Path, task: FlowTask, rows: Sequence[Mapping[str, Any]], fc: F
   if todo:
     tw = twin(task.config, _policy())
     ids = sorted(todo)
-    template = start_params(out, "start")
+    template = start_params(out, todo[ids[0]]["source"])  # every row of one call has the task config's structure
     tx = pipeline.qat_optimizer(template, fc.learning_rate, fc.threshold_lr)
     states = []
     for i in ids:
