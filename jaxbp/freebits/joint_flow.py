@@ -136,6 +136,7 @@ def compare(out: Path, platform: str, rows: Sequence[Mapping[str, Any]]) -> dict
   flow._write(d / "joint" / "fronts.json", cmp)  # pylint: disable=protected-access
   flow._write(d / "joint" / "table.json", joint)  # pylint: disable=protected-access
   flow.plot_fronts(platform, cmp, d / "joint" / "fronts.png")
+  plot_points(platform, allrows["rows"], d / "joint" / "points.png")
   lines = [f"## joint search on {platform}", "", f"8-bit: {t8:.3f} ms, error {tab['reference']['error']:.2f}", "",
            "| candidate | λ | ops (conv/dw/id) | latency % of 8-bit | latency ms | expected ms (LD sum) | error | "
            "MAE SBP | MAE DBP | bytes | layers raised |", "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -150,3 +151,27 @@ def compare(out: Path, platform: str, rows: Sequence[Mapping[str, Any]]) -> dict
   lines += [f"- {k}: {v:.2f}" for k, v in cmp["dominated_fraction"].items()]
   (d / "joint" / "table.md").write_text("\n".join(lines) + "\n")
   return cmp
+
+
+def plot_points(platform: str, rows: Sequence[Mapping[str, Any]], path: Path) -> None:
+  """Every configuration of the comparison (latency % of 8-bit vs error), one marker per group, baselines named."""
+  import matplotlib  # pylint: disable=import-outside-toplevel
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  fig, ax = plt.subplots(figsize=(7, 5))
+  groups = {"baseline": lambda x: x["kind"].startswith("baseline"), "BB(BOPs)": lambda x: x["kind"] == "bb_bops",
+            **GROUPS}
+  for (name, sel), m in zip(groups.items(), "sodv^PX"):
+    pts = [(x["latency_pct"], x["error"]) for x in rows if sel(x) and np.isfinite(x["latency_pct"])]
+    if pts:
+      ax.scatter(*zip(*pts), marker=m, s=40, alpha=0.8, label=name)
+  for x in rows:
+    if x["kind"].startswith("baseline"):
+      ax.annotate(x["name"], (x["latency_pct"], x["error"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+  ax.set_xlabel(f"simulated latency on {platform} (% of 8-bit)")
+  ax.set_ylabel("test error (mean SBP/DBP MAE, mmHg)")
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
