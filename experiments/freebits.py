@@ -68,6 +68,8 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--joint-lambdas", type=float, nargs="+", default=None,
                  help="run the joint SuperNet x Bayesian-Bits search per platform (λ of λ·E[latency] / the 8-bit network latency)")
+  p.add_argument("--joint-ops", nargs="+", default=["conv", "dw", "id"], choices=["conv", "dw", "id"],
+                 help="the joint search's slot alternatives")
   p.add_argument("--joint-warmup-epochs", type=int, default=2,
                  help="of the search epochs, how many train only the weights (the dw branches start random)")
   p.add_argument("--out", default=None, help="default runs/freebits/<model>_<dataset>")
@@ -104,7 +106,8 @@ def main(argv=None) -> dict:
     if args.joint_lambdas:
       params = flow.start(out, task, fc, init)
       for p in fc.platforms:
-        res = joint_flow.joint_stage(out, task, params, fc, p, args.joint_lambdas, args.joint_warmup_epochs, log)
+        res = joint_flow.joint_stage(out, task, params, fc, p, args.joint_lambdas, args.joint_warmup_epochs, log,
+                                           tuple(args.joint_ops))
         cmp = joint_flow.compare(out, p, joint_flow.joint_rows(out, task, res, fc, p))
         log(f"joint {p}: " + "; ".join(f"{k} {v:.2f}" for k, v in cmp["dominated_fraction"].items()))
     return summary

@@ -37,8 +37,8 @@ def joint_tag(platform: str) -> str:
 
 
 def joint_stage(out: Path, task: flow.FlowTask, params: Mapping[str, Any], fc: flow.FlowConfig, platform: str,
-                lambdas: Sequence[float], warmup_epochs: int = 2, log: Callable[[str], None] = print
-                ) -> dict[str, Any]:
+                lambdas: Sequence[float], warmup_epochs: int = 2, log: Callable[[str], None] = print,
+                ops: tuple[str, ...] = J.OPS) -> dict[str, Any]:
   """The joint λ sweep on `platform` from the flow's int8 start (`params`), `fc.search_epochs` epochs of which
   `warmup_epochs` train only the weights; out/search/joint_<platform>/candidates.json."""
   tag = joint_tag(platform)
@@ -46,13 +46,14 @@ def joint_stage(out: Path, task: flow.FlowTask, params: Mapping[str, Any], fc: f
   done = d / "candidates.json"
   if done.exists():
     res = flow._read(done)  # pylint: disable=protected-access
-    if [c["lambda"] for c in res["candidates"]] != list(lambdas):
-      raise ValueError(f"{done}: searched for λ {[c['lambda'] for c in res['candidates']]}, not {list(lambdas)}; "
+    if [c["lambda"] for c in res["candidates"]] != list(lambdas) or tuple(res.get("ops", J.OPS)) != tuple(ops):
+      raise ValueError(f"{done}: searched ops {res.get('ops', J.OPS)} for λ {[c['lambda'] for c in res['candidates']]}, "
+                       f"not {tuple(ops)} for {list(lambdas)}; "
                        f"use another output folder")
     return res
   if task.kind != "regression":
     raise ValueError(f"joint search: the task {task.name!r} is {task.kind}; only the BP regression tasks are supported")
-  jg = J.joint_graph(task.config)
+  jg = J.joint_graph(task.config, tuple(ops))
   jt = J.JointTwin(jg, J.policy())
   table = J.joint_table(task.config, task.window, platform, jg)
   calib = [b["x"] for _, b in zip(range(8), batches(task.split["train"], task.batch_size, seed=fc.seed))]
@@ -78,7 +79,7 @@ def joint_stage(out: Path, task: flow.FlowTask, params: Mapping[str, Any], fc: f
                   "expected_ms": float(J.expected_latency(*J.one_hot_inputs(jg, choice, bits), jg, table)),
                   "theta": {k: np.round(np.asarray(jax.nn.softmax(np.asarray(a))), 3).tolist()
                             for k, a in v["arch"].items()}})
-  res = {"tag": tag, "platform": platform, "search_s": seconds, "warmup_epochs": warmup_epochs,
+  res = {"tag": tag, "platform": platform, "ops": list(ops), "search_s": seconds, "warmup_epochs": warmup_epochs,
          "epochs": fc.search_epochs, "history": history, "candidates": cands}
   flow._write(done, res)  # pylint: disable=protected-access
   return res
