@@ -20,7 +20,18 @@ def example_shape(window: int | Sequence[int]) -> tuple[int, ...]:
 def init_variables(model: nn.Module, key: jax.Array, window: int | Sequence[int], batch: int = 2) -> dict[str, Any]:
   """Variables {"params", maybe "batch_stats", ...} of `model` for (batch, *example_shape(window)) inputs."""
   x = jnp.zeros((batch, *example_shape(window)), jnp.float32)
-  return model.init({"params": key, "dropout": key}, x, train=False)
+  with fast_init_rng():
+    return model.init({"params": key, "dropout": key}, x, train=False)
+
+
+def fast_init_rng():
+  """Context for tracing an initialization: JAX's original (non-partitionable) Threefry counter layout.
+
+  Initializers draw ~100 separate small streams; with the partitionable layout (JAX's default) XLA's CPU
+  compile of a supernet's init took 2.8x longer (41.6 vs 15.0 s, PPGBP ResNet1d supernet, 18 candidates
+  vmapped). The draws are as random, just different numbers; a candidate's values still depend only on its key
+  (vmap or not). Parameters are never sharded across devices here, which is what the other layout is for."""
+  return jax.threefry_partitionable(False)
 
 
 def count_params(params: Any) -> int:
