@@ -96,3 +96,18 @@ def test_candidates_sharded_over_two_host_devices():
   root = Path(__file__).resolve().parents[1]
   out = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True, timeout=300)
   assert out.returncode == 0 and "OK" in out.stdout, out.stderr[-3000:]
+
+
+def test_memory_plan_measures_the_equalized_first_chunk():
+  """n=5 with chunk_size 4 runs chunks of 3 and 2: the plan divides the measured bytes by 3, not 4."""
+  from jaxbp.train import memory  # pylint: disable=import-outside-toplevel
+  from jaxbp.train.engine import plan_memory  # pylint: disable=import-outside-toplevel
+  n, x, y = 5, jnp.ones((8, 4)), jnp.ones((8,))
+  per = (np.linspace(0, 1, n).astype(np.float32), jax.random.split(jax.random.key(0), n))
+  cfg = EngineConfig("vmap", chunk_size=4, memory_limit=2**40)
+  eng = Engine(_toy_step, n, cfg)
+  assert [b - a for a, b in eng.bounds] == [3, 2]
+  total = int(memory.step_bytes(eng.lower(_init(n), (x, y), per)) * memory.RUNTIME_FACTOR)
+  planned, budget = plan_memory(_toy_step, n, _init(n), (x, y), per, cfg)
+  assert budget["bytes_per_candidate"] == -(-total // 3)
+  assert planned.chunk_size == 3

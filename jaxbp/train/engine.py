@@ -197,10 +197,9 @@ def plan_memory(step: Callable[..., tuple[Any, Any]], n: int, stacked: Any, shar
     return config, None
   # Measured on the program that will run (loop: the single-candidate step; vmap: the first chunk), so the
   # measurement costs no compilation of its own unless the chunk has to shrink.
-  strategy = config.resolved_strategy()
-  lowered = Engine(step, n, dataclasses.replace(config, strategy=strategy)).lower(stacked, shared, per)
-  size = 1 if strategy == "loop" else min(config.chunk_size or n, n)
-  budget = memory.plan(lowered, size, n, config.memory_limit, what=what,
+  engine = Engine(step, n, dataclasses.replace(config, strategy=config.resolved_strategy()))
+  start, stop = engine.bounds[0]
+  budget = memory.plan(engine.lower(stacked, shared, per), stop - start, n, config.memory_limit, what=what,
                        batch={k: tuple(v.shape) for b in shared if isinstance(b, dict) for k, v in b.items()})
   chunk = budget.chunk_size if config.chunk_size is None else min(config.chunk_size, budget.chunk_size)
   return dataclasses.replace(config, chunk_size=chunk), dataclasses.asdict(budget)

@@ -13,9 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import resource
-from typing import Any, Callable, Sequence
-
-import jax
+from typing import Any
 
 DEFAULT_FRACTION = 0.6  # of physical memory: leaves room for the host process, data and XLA's own caches.
 # XLA's figure is what one execution of the program holds; the process peaked higher: a UNet1d-sensors search
@@ -97,8 +95,3 @@ def plan(lowered: Any, size: int, n: int, limit: int, *, what: str = "step",
         f"{limit / 2**30:.2f} GiB for {n} candidates; lower --batch-size or raise --memory-limit")
   chunk = size if total <= limit else max(1, min(n, limit // per))
   return Budget(bytes_per_candidate=per, limit=limit, chunk_size=chunk, candidates=n)
-
-
-def first(tree: Any) -> Any:
-  """Candidate 0 of a stacked (N, ...) pytree."""
-  return jax.tree.map(lambda x: x[0], tree)
