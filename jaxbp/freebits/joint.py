@@ -38,7 +38,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxbp.data.batching import batches
 from jaxbp.deploy.platforms import Platform
 from jaxbp.freebits.latency_cost import model_latency_dict
 from jaxbp.models.layers import SlotSpec
@@ -46,6 +45,7 @@ from jaxbp.models.resnet1d import ResNet1dConfig
 from jaxbp.nas.choice import theta as choice_theta
 from jaxbp.quant import bayesian_bits as bb
 from jaxbp.quant.bayesian_bits import BBConfig, BBGates
+from jaxbp.quant.bb_search import run_lambdas
 from jaxbp.quant.calibrate import set_ranges
 from jaxbp.quant.graph import GRID_PRESERVING, SIGNED, UNSIGNED, GridSpec, Node
 from jaxbp.quant.graph_resnet1d import PRE_SIGMOID, SIGMOID_OUT, _Builder
@@ -512,22 +512,8 @@ def search(jt: JointTwin, variables: Mapping[str, Any], train: Mapping[str, np.n
   tx_w, tx_g, tx_a = _txs(config)
   p, g, a = (jax.tree.map(jnp.asarray, variables[k]) for k in ("params", "gates", "arch"))
   state = JointState(jnp.zeros((), jnp.int32), p, g, a, tx_w.init(p), tx_g.init(g), tx_a.init(a))
-  stacked = jax.tree.map(lambda x: np.broadcast_to(np.asarray(x), (n,) + np.shape(x)).copy(), state)
-  groups = eng.groups(stacked)
-  keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(seed), i))(np.arange(n))
-  lams = np.asarray(lambdas, np.float32)
-  history = []
-  for epoch in range(config.epochs):
-    metrics = []
-    for batch in batches(train, config.batch_size, seed=seed * 100_003 + epoch, drop_remainder=True):
-      groups, m = eng.step(groups, (batch,), (lams, keys))
-      metrics.append(m)
-    m = jax.device_get(jax.tree.map(lambda *xs: np.mean(np.stack(xs), axis=0), *metrics))
-    record = {"epoch": epoch + 1, **{k: np.asarray(v).tolist() for k, v in m.items()}}
-    history.append(record)
-    if progress is not None:
-      progress(record)
-  final = jax.device_get(eng.stacked(groups))
+  final, history = run_lambdas(eng, state, lambdas, train, epochs=config.epochs, batch_size=config.batch_size,
+                               seed=seed, progress=progress)
   take = lambda tree, i: jax.tree.map(lambda x: np.asarray(x[i]), tree)
   return [{"params": take(final.params, i), "gates": take(final.gates, i), "arch": take(final.arch, i)}
           for i in range(n)], history

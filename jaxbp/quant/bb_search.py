@@ -11,7 +11,7 @@ arguments, so one compiled step serves every λ.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import flax.struct
@@ -114,26 +114,9 @@ def search(tw: QuantTwin, variables: dict[str, Any], train: dict[str, np.ndarray
   n = len(lambdas)
   if len(train["x"]) < config.batch_size:
     raise ValueError(f"training split has {len(train['x'])} windows, fewer than one batch of {config.batch_size}")
-  engine_ = Engine(make_step(tw, shapes, config, task, cost), n, engine, n_shared=1)
-  state = init_state(variables, config)
-  stacked = jax.tree.map(lambda x: np.broadcast_to(np.asarray(x), (n,) + np.shape(x)).copy(), state)
-  groups = engine_.groups(stacked)
-  base = jax.random.key(seed)
-  keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(np.arange(n))
-  lams = np.asarray(lambdas, np.float32)
-  history = []
-  for epoch in range(config.epochs):
-    metrics = []
-    # Full batches only: one compiled step shape.
-    for batch in batches(train, config.batch_size, seed=seed * 100_003 + epoch, drop_remainder=True):
-      groups, m = engine_.step(groups, (batch,), (lams, keys))
-      metrics.append(m)
-    m = jax.device_get(jax.tree.map(lambda *xs: np.mean(np.stack(xs), axis=0), *metrics))
-    record = {"epoch": epoch + 1, **{k: np.asarray(v).tolist() for k, v in m.items()}}
-    history.append(record)
-    if progress is not None:
-      progress(record)
-  final = engine_.stacked(groups)
+  final, history = run_lambdas(Engine(make_step(tw, shapes, config, task, cost), n, engine, n_shared=1),
+                               init_state(variables, config), lambdas, train, epochs=config.epochs,
+                               batch_size=config.batch_size, seed=seed, progress=progress)
   take = lambda tree, i: jax.tree.map(lambda x: x[i], tree)
   return [{"params": take(final.params, i), "gates": take(final.gates, i)} for i in range(n)], history
 
@@ -149,3 +132,28 @@ def start_variables(tw: QuantTwin, params: dict[str, Any], window: int) -> dict[
   if want != have:
     raise ValueError("start_variables: params do not match the twin's structure (a different config or policy?)")
   return {"params": jax.tree.map(jnp.asarray, params), "gates": gates}
+
+
+def run_lambdas(engine: Engine, state: Any, lambdas: Sequence[float], train: Mapping[str, np.ndarray], *,
+                epochs: int, batch_size: int, seed: int, progress: Callable[[dict[str, Any]], None] | None = None
+                ) -> tuple[Any, list[dict[str, Any]]]:
+  """One candidate per λ from the same start `state`, all at once on `engine` (a step(state, batch, λ, key));
+  full batches only (one compiled step shape). Candidate i's key is fold_in(key(seed), i). Returns (the final
+  stacked states as host arrays, one record of mean metrics per epoch)."""
+  n = len(lambdas)
+  stacked = jax.tree.map(lambda x: np.broadcast_to(np.asarray(x), (n,) + np.shape(x)).copy(), state)
+  groups = engine.groups(stacked)
+  keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(seed), i))(np.arange(n))
+  lams = np.asarray(lambdas, np.float32)
+  history = []
+  for epoch in range(epochs):
+    metrics = []
+    for batch in batches(train, batch_size, seed=seed * 100_003 + epoch, drop_remainder=True):
+      groups, m = engine.step(groups, (batch,), (lams, keys))
+      metrics.append(m)
+    m = jax.device_get(jax.tree.map(lambda *xs: np.mean(np.stack(xs), axis=0), *metrics))
+    record = {"epoch": epoch + 1, **{k: np.asarray(v).tolist() for k, v in m.items()}}
+    history.append(record)
+    if progress is not None:
+      progress(record)
+  return engine.stacked(groups), history
