@@ -47,8 +47,8 @@ from jaxbp.quant import bayesian_bits as bb
 from jaxbp.quant.bayesian_bits import BBConfig, BBGates
 from jaxbp.quant.bb_search import run_lambdas
 from jaxbp.quant.calibrate import set_ranges
-from jaxbp.quant.graph import GRID_PRESERVING, SIGNED, UNSIGNED, GridSpec, Node
-from jaxbp.quant.graph_resnet1d import PRE_SIGMOID, SIGMOID_OUT, _Builder
+from jaxbp.quant.graph import GRID_PRESERVING, GridSpec, Node
+from jaxbp.quant.graph_resnet1d import _Builder, add_resnet1d_nodes
 from jaxbp.quant.policy import QuantConfig
 from jaxbp.quant.qlayers import QNode, QTensor
 from jaxbp.quant.twin import twin
@@ -164,44 +164,14 @@ class _JointBuilder(_Builder):
 
 
 def joint_graph(cfg: ResNet1dConfig, ops: tuple[str, ...] = OPS) -> JointGraph:
-  """The joint graph of a ResNet1d config (mirrors `jaxbp.quant.graph_resnet1d.resnet1d_graph`)."""
+  """The joint graph of a ResNet1d config: `resnet1d_graph`'s nodes (one builder body), every slot a choice."""
   if not isinstance(cfg, ResNet1dConfig):
     raise TypeError(f"joint search: only ResNet1d configs are supported, got {type(cfg).__name__}")
   bad = [o for o in ops if o not in OPS]
   if bad or not ops:
     raise ValueError(f"joint search ops {ops}: expected a non-empty subset of {OPS}")
-  specs = cfg.slot_specs()
   b = _JointBuilder(tuple(ops))
-  x = b.add(Node("input", "input", (), SIGNED))
-  x = b.slot("stem_conv", specs["stem_conv"], "", x, src=("stem_conv",), bn=("stem_bn",), act="relu", out=UNSIGNED)
-  x = b.add(Node("stem_pool", "maxpool", (x,), window=cfg.downsample))
-  for i in range(cfg.n_blocks):
-    p = f"block{i}"
-    cin, cout, stride = cfg.block_channels(i)
-    identity = h = x
-    if i > 0:
-      h = b.add(Node(f"{p}/bn1", "affine", (h,), UNSIGNED, "relu", src=(p, "bn1")))
-      h = b.add(Node(f"{p}/drop1", "dropout", (h,), rate=cfg.dropout))
-    h = b.slot(f"{p}/conv1", specs[f"{p}/conv1"], "", h, src=(p, "conv1"), bn=(p, "bn2"), act="relu", out=UNSIGNED)
-    h = b.add(Node(f"{p}/drop2", "dropout", (h,), rate=cfg.dropout))
-    h = b.slot(f"{p}/conv2", specs[f"{p}/conv2"], "", h, src=(p, "conv2"), bn=(), act="none", out=SIGNED)
-    if cfg.se:
-      grid = GridSpec(signed=b.signed[h])
-      hidden = max(cout // cfg.se_reduction, cfg.se_min)
-      s = b.add(Node(f"{p}/se/pool", "mean", (h,), grid))
-      s = b.add(Node(f"{p}/se/fc1", "dense", (s,), UNSIGNED, "relu", features=hidden, src=(p, "se", "fc1")))
-      s = b.add(Node(f"{p}/se/fc2", "dense", (s,), PRE_SIGMOID, features=cout, src=(p, "se", "fc2")))
-      s = b.add(Node(f"{p}/se/sigmoid", "sigmoid", (s,), SIGMOID_OUT))
-      h = b.add(Node(f"{p}/se/mul", "mul", (h, s), grid))
-    if stride > 1:
-      identity = b.add(Node(f"{p}/skip_pool", "maxpool", (identity,), window=stride))
-    if cout != cin:
-      front = (cout - cin) // 2
-      identity = b.add(Node(f"{p}/skip_pad", "pad_channels", (identity,), pad=(front, cout - cin - front)))
-    x = b.add(Node(f"{p}/add", "add", (h, identity), SIGNED))
-  x = b.add(Node("head_bn", "affine", (x,), UNSIGNED, "relu", src=("head_bn",)))
-  x = b.add(Node("head_pool", "mean", (x,), UNSIGNED))
-  b.add(Node("head", "dense", (x,), None, features=cfg.n_outputs, use_bias=True, src=("head",)))
+  add_resnet1d_nodes(b, cfg, {name: "" for name in cfg.slot_specs()})  # "": every slot is a choice
   return JointGraph(tuple(b.nodes), tuple(b.branches), tuple(b.slots))
 
 

@@ -56,8 +56,15 @@ class _Builder:
 def resnet1d_graph(cfg: ResNet1dConfig) -> QGraph:
   """The quantized graph of a ResNet1d config."""
   specs = cfg.slot_specs()
-  ops = dict(zip(specs, resolve_ops(cfg.ops, list(specs), "ResNet1d")))
   b = _Builder()
+  add_resnet1d_nodes(b, cfg, dict(zip(specs, resolve_ops(cfg.ops, list(specs), "ResNet1d"))))
+  return QGraph(tuple(b.nodes), "resnet1d")
+
+
+def add_resnet1d_nodes(b: _Builder, cfg: ResNet1dConfig, ops: dict[str, str]) -> None:
+  """Adds a ResNet1d's nodes to builder `b`: every conv slot through `b.slot(name, spec, ops[name], ...)` (the
+  quantized graph's builder, or the joint search's, which makes each slot a choice)."""
+  specs = cfg.slot_specs()
   x = b.add(Node("input", "input", (), SIGNED))
   x = b.slot("stem_conv", specs["stem_conv"], ops["stem_conv"], x, src=("stem_conv",), bn=("stem_bn",),
              act="relu", out=UNSIGNED)
@@ -91,4 +98,3 @@ def resnet1d_graph(cfg: ResNet1dConfig) -> QGraph:
   x = b.add(Node("head_bn", "affine", (x,), UNSIGNED, "relu", src=("head_bn",)))
   x = b.add(Node("head_pool", "mean", (x,), UNSIGNED))
   b.add(Node("head", "dense", (x,), None, features=cfg.n_outputs, use_bias=True, src=("head",)))
-  return QGraph(tuple(b.nodes), "resnet1d")
