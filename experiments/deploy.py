@@ -3,6 +3,7 @@
   python experiments/deploy.py runs/sweep/resnet1d_synthetic --platform gap8
   python experiments/deploy.py experiments/results/sweep_ppgbp_convdw --platform gap8 --freq-mhz 100 \
       --data-dir ../shared/data --models front --out runs/deploy_ppgbp
+  python experiments/deploy.py RUN_DIR --models seed --seed 1 --no-export --no-baselines --out RUN_DIR/deploy_seed1
 
 For a sweep run directory (ResNet1d or UNet1d seed) it picks the seed and the front's models (both extremes
 and the knee of the SBP and DBP fronts; or --models all / ids such as "seed 1 c03"), and for each model and
@@ -57,6 +58,9 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--qat-epochs", type=int, default=None, help="max QAT epochs (default 30; 6 synthetic)")
   p.add_argument("--qat-patience", type=int, default=5)
   p.add_argument("--qat-lr", type=float, default=1e-4)
+  p.add_argument("--seed", type=int, default=0,
+                 help="training seed: float init, dropout, shuffling, PTQ calibration batches and QAT (per rotation "
+                      "fold_in(seed, rotation), as experiments/train_seed.py); another seed needs another --out")
   p.add_argument("--l3", action="store_true", help="allow L3 (external RAM) instead of reporting o.o.m.")
   p.add_argument("--check", type=int, default=8, help="test windows run through C/ONNX/DORY for the bit-exact check")
   p.add_argument("--no-export", action="store_true", help="skip the C / DORY ONNX export")
@@ -70,6 +74,19 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--no-baselines", action="store_true", help="skip the Random Forest / SVR baselines")
   p.add_argument("--out", type=Path, default=None, help="output dir (default RUN_DIR/deploy)")
   return p.parse_args(argv)
+
+
+def study_config(args: argparse.Namespace, dataset: str, seed_model: models.ModelConfig) -> study.StudyConfig:
+  """The deployment protocol of the flags (the budget defaults depend on the dataset: smaller for smoke sets)."""
+  small = dataset in ("synthetic", "mimic_sample")
+  batch = models.batch_size(models.model_name(seed_model), dataset)
+  return study.StudyConfig(
+      platform=args.platform, freq_mhz=args.freq_mhz,
+      float_fit=FitConfig(max_epochs=args.float_epochs or (30 if small else 100), patience=args.patience,
+                          batch_size=batch, progress=False),
+      qat_fit=FitConfig(learning_rate=args.qat_lr, max_epochs=args.qat_epochs or (6 if small else 30),
+                        patience=args.qat_patience, batch_size=batch, progress=False),
+      policy=QuantConfig(), seed=args.seed, l3=args.l3)
 
 
 def _export_hook(n_check: int):
@@ -140,16 +157,7 @@ def main(argv=None) -> int:
     if bad:
       raise study.StudyError(f"--rotations {sorted(bad)}: the sweep ran rotations {rotations}")
     rotations = list(args.rotations)
-  small = spec.name in ("synthetic", "mimic_sample")
-  seed_cfg = models.config_from_dict(results["seed_model"])
-  batch = models.batch_size(models.model_name(seed_cfg), spec.name)
-  config = study.StudyConfig(
-      platform=args.platform, freq_mhz=args.freq_mhz,
-      float_fit=FitConfig(max_epochs=args.float_epochs or (30 if small else 100), patience=args.patience,
-                          batch_size=batch, progress=False),
-      qat_fit=FitConfig(learning_rate=args.qat_lr, max_epochs=args.qat_epochs or (6 if small else 30),
-                        patience=args.qat_patience, batch_size=batch, progress=False),
-      policy=QuantConfig(), l3=args.l3)
+  config = study_config(args, spec.name, models.config_from_dict(results["seed_model"]))
   out = args.out or run_dir / "deploy"
   out.mkdir(parents=True, exist_ok=True)
   cache = out / ".jax_cache" if args.compile_cache is None else args.compile_cache
