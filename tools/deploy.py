@@ -165,7 +165,7 @@ def cmd_free_bits(args) -> int:
   else:
     start = tuple(int(b) for b in args.start.split(","))
     config = {l.name: start for l in net.layers}
-  res = free_bits(config, ld.per_layer("ms"), types=ld.layers)
+  res = free_bits(config, ld.per_layer("ms"), types=ld.layers, network_cost=study.network_cost(ld, net))
   print(json.dumps({"latency_before_ms": res.latency_before, "latency_after_ms": res.latency_after,
                     "changes": {k: [list(a), list(b)] for k, (a, b) in res.changes.items()},
                     "config": {k: list(v) for k, v in res.config.items()}}))

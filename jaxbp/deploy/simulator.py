@@ -134,21 +134,47 @@ def layer_energy_mj(op: str, t: LayerTiming, p: Platform) -> float:
   return mw_cycles / (pw.ref_mhz * 1e6)  # mW x cycles / (cycles/s at ref) = mJ
 
 
-def _dory_nodes(net: Network) -> dict:
+def acc_out(net: Network) -> tuple[str, ...]:
+  """Layers writing their raw int32 accumulator: the last layer if it is linear (jaxbp's integer graphs and DORY
+  exports; DORY calls pulp_nn_linear_out_32). The latency tables profile those layers the same way."""
   last = net.layers[-1]
-  return {l.name: dory_node(l, l is last and l.op == "linear") for l in net.layers}
+  return (last.name,) if last.op == "linear" else ()
+
+
+def _dory_nodes(net: Network) -> dict:
+  acc = acc_out(net)
+  return {l.name: dory_node(l, l.name in acc) for l in net.layers}
+
+
+def sub_byte_library(isa: str) -> str:
+  """The library DORY links on `isa` for a network with a sub-byte tensor (signed input, as jaxbp exports)."""
+  return "mixed-hw" if isa != "xpulpv2" else "mixed-sw"
+
+
+def has_sub_byte(net: Network) -> bool:
+  """Whether any tensor of `net` is sub-byte: a layer's input(s), weights or output (not an int32 accumulator
+  output). Every layer counts, those without a DORY node too (grouped convs: jaxbp's DORY export splits them
+  into convs of the same bits; `jaxbp.export.dory.app.choose_optional` also looks at every layer)."""
+  acc = acc_out(net)
+  for l in net.layers:
+    bits = [l.bits_in] + ([l.bits_in2] if l.bits_in2 is not None else []) + ([l.bits_w] if l.weighted else [])
+    if l.name not in acc:
+      bits.append(l.bits_out)
+    if min(bits) < 8:
+      return True
+  return False
 
 
 def dory_library(net: Network, isa: str, signed_input: bool = True) -> str:
   """The kernel library DORY links for `net` on `isa`: "8bit" (pulp-nn) for an all-8-bit network with an unsigned
   input; "mixed-hw" (pulp-nn-mixed's xpulp_nn_* kernels, every layer, 8-bit ones included) when a tensor is
-  sub-byte on an XpulpNN ISA; else "mixed-sw" (pulp-nn-mixed's XpulpV2 kernels: GAP8/XpulpV2, and an all-8-bit
-  network whose input is signed, as in jaxbp's DORY exports: `jaxbp.export.dory.app.choose_optional`)."""
-  nodes = _dory_nodes(net)
-  sub = any(min(n.in_bits, n.out_bits, n.w_bits if n.weighted else 8) < 8 for n in nodes.values() if n)
+  sub-byte (`has_sub_byte`) on an XpulpNN ISA; else "mixed-sw" (pulp-nn-mixed's XpulpV2 kernels: GAP8/XpulpV2,
+  and an all-8-bit network whose input is signed, as in jaxbp's DORY exports:
+  `jaxbp.export.dory.app.choose_optional`)."""
+  sub = has_sub_byte(net)
   if not sub and not signed_input:
     return "8bit"
-  return "mixed-hw" if sub and isa != "xpulpv2" else "mixed-sw"
+  return sub_byte_library(isa) if sub else "mixed-sw"
 
 
 def uses_mixed_library(net: Network, signed_input: bool = True) -> bool:

@@ -43,7 +43,7 @@ from jaxbp.export.bundle import export_graph
 from jaxbp.export.c.to_deploy import to_network
 from jaxbp.freebits.heuristic import BitPair, free_bits
 from jaxbp.freebits.latency_cost import bb_latency_cost, deploy_graph, homogeneous_config, model_latency_dict
-from jaxbp.freebits.study import explain
+from jaxbp.freebits.study import explain, network_cost
 from jaxbp.integerize.from_quant import integerize_twin
 from jaxbp.integerize.graph import load as load_graph
 from jaxbp.integerize.graph import save as save_graph
@@ -283,7 +283,10 @@ def latency_dict(out: Path, task: FlowTask, platform: str) -> LatencyDict:
   """The platform's latency dictionary of the network (cached at out/platforms/<p>/latency.json)."""
   path = Path(out) / "platforms" / platform / "latency.json"
   if path.exists():
-    return load_latency_dict(path)
+    try:
+      return load_latency_dict(path)
+    except ValueError:  # profiled by an older jaxbp (pairs only): profile again.
+      pass
   ld = model_latency_dict(task.config, task.window, platform)
   path.parent.mkdir(parents=True, exist_ok=True)
   ld.save_json(path)
@@ -296,10 +299,12 @@ def plan_platform(out: Path, task: FlowTask, platform: str, searches: Sequence[M
   8-bit, 4-bit, 4-bit + free bits, and every searched configuration before and after free bits."""
   ld = latency_dict(out, task, platform)
   per = ld.per_layer("ms")
+  net = deploy_graph(task.config, task.window)
+  cost = network_cost(ld, net)
 
   def fb(config):
-    res = free_bits(config, per, types=ld.layers)
-    return dict(res.config), [explain(ld, k, a, b).to_json() for k, (a, b) in res.changes.items()]
+    res = free_bits(config, per, types=ld.layers, network_cost=cost)
+    return dict(res.config), [explain(ld, k, a, b, net, res.config).to_json() for k, (a, b) in res.changes.items()]
 
   rows = []
 

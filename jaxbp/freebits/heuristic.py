@@ -8,12 +8,18 @@ and no less accurate than the input configuration.
 The latency dictionary is a plain mapping {(layer, b_in, b_w): latency} (any unit), e.g.
 `jaxbp.deploy.latency_table.LatencyDict.per_layer()`; `types` ({layer: layer type}, e.g. `LatencyDict.layers`)
 only makes a missing entry's error name the layer type (LT) as well.
+
+With `network_cost` ({layer: (b_in, b_w)} -> latency of the whole network, e.g. `LatencyDict.network_cycles` of
+the configured network) a candidate is judged by the whole network's latency instead of the layer's entry alone:
+raising a layer's b_in also widens its producer's output, and the kernel library DORY links depends on whether
+any tensor is sub-byte. Layers are visited in order, each keeps the fastest allowed pair (ties: the most bits)
+that leaves the network no slower than it is, so the result is no slower under that cost either.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 BitPair = tuple[int, int]
 LatencyTable = Mapping[tuple[str, int, int], float]
@@ -63,15 +69,46 @@ class FreeBitsResult:
 
 
 def free_bits(config: Mapping[str, BitPair], latency: LatencyTable,
-              allowed: Iterable[BitPair] | None = None, types: Mapping[str, str] | None = None) -> FreeBitsResult:
-  """Applies Free Bits to a {layer: (b_in, b_w)} configuration."""
+              allowed: Iterable[BitPair] | None = None, types: Mapping[str, str] | None = None,
+              network_cost: Callable[[Mapping[str, BitPair]], float] | None = None) -> FreeBitsResult:
+  """Applies Free Bits to a {layer: (b_in, b_w)} configuration (by the layers' entries, or by `network_cost`:
+  see the module doc; a candidate `network_cost` rejects with ValueError, e.g. two consumers of one tensor
+  asking different widths, is skipped)."""
   allowed = None if allowed is None else tuple(tuple(p) for p in allowed)
+  for name, pair in config.items():
+    if len(tuple(pair)) != 2:
+      raise ValueError(f"layer {name!r}: expected (b_in, b_w), got {tuple(pair)!r}")
+  if network_cost is not None:
+    return _free_bits_network(config, latency, allowed, types, network_cost)
   new, changes = {}, {}
   for name, pair in config.items():
     pair = tuple(pair)
-    if len(pair) != 2:
-      raise ValueError(f"layer {name!r}: expected (b_in, b_w), got {pair!r}")
     new[name] = upgrade(name, pair, latency, allowed, types)
     if new[name] != pair:
       changes[name] = (pair, new[name])
   return FreeBitsResult(new, network_latency(config, latency, types), network_latency(new, latency, types), changes)
+
+
+def _free_bits_network(config: Mapping[str, BitPair], latency: LatencyTable, allowed: tuple[BitPair, ...] | None,
+                       types: Mapping[str, str] | None, network_cost: Callable[[Mapping[str, BitPair]], float]
+                       ) -> FreeBitsResult:
+  cur = {k: tuple(v) for k, v in config.items()}
+  before = cost = float(network_cost(cur))
+  for name, pair in list(cur.items()):
+    _lookup(latency, name, pair, types)  # the layer must be in the dictionary.
+    pairs = allowed if allowed is not None else [(a, w) for (n, a, w) in latency if n == name]
+    best, best_key = pair, (cost, -(pair[0] + pair[1]), -pair[0])
+    for a, w in pairs:
+      if a < pair[0] or w < pair[1] or (a, w) == pair:
+        continue
+      _lookup(latency, name, (a, w), types)  # an allowed pair the dictionary lacks is an error.
+      try:
+        t = float(network_cost({**cur, name: (a, w)}))
+      except ValueError:
+        continue
+      key = (t, -(a + w), -a)
+      if t <= cost and key < best_key:
+        best, best_key = (a, w), key
+    cur[name], cost = best, best_key[0]
+  changes = {k: (tuple(config[k]), v) for k, v in cur.items() if v != tuple(config[k])}
+  return FreeBitsResult(cur, before, cost, changes)

@@ -4,21 +4,23 @@ The baselines are the paper's (methods.md section 8): a homogeneous b-bit networ
 the outputs of residual adds at 8 bit (`jaxbp.deploy.layers.with_uniform_bits`), so the layers reading them
 have 8-bit inputs and b-bit weights. Free Bits runs on the weighted layers against the platform's latency
 dictionary (LD, `jaxbp.deploy.latency_table.profile`); weightless layers (pools, adds, element-wise ops) keep
-their bits. Latencies are reported twice: as the LD sum the heuristic assumes, and end to end by the simulator
-on the resulting network (where a raised input width also changes the producer's output width).
+their bits. Free Bits judges a raise by the whole network's LD price (`network_cost`: each layer at its own
+b_in, b_w, b_out under the library DORY links for the configured network), so a raised input width's effect on
+the producer's output and an all-8-bit result's other library are counted. Latencies are reported twice: the LD
+price and end to end by the simulator (equal for networks that stay in L2; see `jaxbp.deploy.latency_table`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from jaxbp.deploy.latency_table import ALL_PAIRS, LatencyDict, profile
 from jaxbp.deploy.layers import Network, with_layer_bits, with_uniform_bits
 from jaxbp.deploy.platforms import Platform
 from jaxbp.deploy.simulator import simulate
-from jaxbp.freebits.heuristic import BitPair, free_bits, network_latency
+from jaxbp.freebits.heuristic import BitPair, free_bits
 
 ISAS = ("xpulpv2", "xpulpnn-v1", "xpulpnn-v2")
 
@@ -51,10 +53,29 @@ class Raised:
     return d
 
 
-def explain(ld: LatencyDict, layer: str, before: BitPair, after: BitPair) -> Raised:
-  """The LD entries of `layer` at both pairs and a one-line reason (compute / DMA / tiles / L1 fit)."""
+def configured(net: Network, config: Mapping[str, BitPair]) -> Network:
+  """`net` at 8 bits with the weighted layers at `config` ({layer: (b_in, b_w)}; b_in sets the producer's output)."""
+  return with_layer_bits(with_uniform_bits(net, 8), {k: list(v) for k, v in config.items()})
+
+
+def network_cost(ld: LatencyDict, net: Network, unit: str = "ms") -> Callable[[Mapping[str, BitPair]], float]:
+  """{layer: (b_in, b_w)} -> the LD price of the configured network (`LatencyDict.network_cycles`), the cost
+  Free Bits judges raises by (`free_bits(..., network_cost=...)`)."""
+  return lambda config: ld.network_cycles(configured(net, config), unit)
+
+
+def explain(ld: LatencyDict, layer: str, before: BitPair, after: BitPair, net: Network | None = None,
+            config: Mapping[str, BitPair] | None = None) -> Raised:
+  """The LD entries of `layer` at both pairs and a one-line reason (compute / DMA / tiles / L1 fit). With `net`
+  and the final `config`, the entries are the layer's own in the configured network before / after the raise
+  (its output width and library included) and the reason adds the whole network's price change."""
   key = ld.layers[layer]
-  e0, e1 = ld.entries[(key, *before)], ld.entries[(key, *after)]
+  if net is not None and config is not None:
+    cfg_before = {**config, layer: tuple(before)}
+    e0 = ld.layer_entries(configured(net, cfg_before))[layer]
+    e1 = ld.layer_entries(configured(net, config))[layer]
+  else:
+    e0, e1 = ld.entries[(key, *before)], ld.entries[(key, *after)]
   parts = []
   if abs(e1.compute_cycles - e0.compute_cycles) >= 1:
     parts.append(f"compute {e0.compute_cycles:.0f}->{e1.compute_cycles:.0f}")
@@ -64,7 +85,10 @@ def explain(ld: LatencyDict, layer: str, before: BitPair, after: BitPair) -> Rai
     parts.append(f"tiles {e0.n_tiles}->{e1.n_tiles}")
   if e1.fits_l1 != e0.fits_l1:
     parts.append(f"fits L1 {e0.fits_l1}->{e1.fits_l1}")
-  verdict = "faster than" if e1.cycles < e0.cycles else "as fast as"
+  if net is not None and config is not None:
+    n0, n1 = ld.network_cycles(configured(net, cfg_before)), ld.network_cycles(configured(net, config))
+    parts.append(f"network {n0:.0f}->{n1:.0f}")
+  verdict = "faster than" if e1.cycles < e0.cycles else "as fast as" if e1.cycles == e0.cycles else "slower than"
   reason = f"{after[0]}/{after[1]} {verdict} {before[0]}/{before[1]}" + (f" ({', '.join(parts)})" if parts else "")
   return Raised(layer, key, tuple(before), tuple(after), e0.cycles, e1.cycles, reason)
 
@@ -80,10 +104,9 @@ class ConfigLatency:
 
 def config_latency(net: Network, config: Mapping[str, BitPair], ld: LatencyDict, platform: Platform
                    ) -> ConfigLatency:
-  """Latency of `net` with the weighted layers at `config` ({layer: (b_in, b_w)}; the rest as in `net`)."""
-  mixed = with_layer_bits(net, {k: list(v) for k, v in config.items()})
-  per = ld.per_layer("ms")
-  ld_ms = network_latency(network_bits(mixed), per, ld.layers)
+  """Latency of `net` with the weighted layers at `config` ({layer: (b_in, b_w)}; the rest at 8 bits)."""
+  mixed = configured(net, config)
+  ld_ms = ld.network_cycles(mixed, "ms")
   rep = simulate(mixed, platform)
   return ConfigLatency(ld_ms, rep.latency_ms, rep.fits)
 
@@ -117,11 +140,11 @@ def latency_study(net: Network, platform: Platform, bits: int = 4, pairs: Iterab
   pairs = tuple(tuple(p) for p in pairs)
   ld = ld if ld is not None else profile(net, platform, pairs)
   base = weighted_bits(with_uniform_bits(net, bits))
-  res = free_bits(base, ld.per_layer("ms"), pairs, ld.layers)
+  res = free_bits(base, ld.per_layer("ms"), pairs, ld.layers, network_cost(ld, net))
   tag = f"{bits}bit"
   lat = {"8bit": config_latency(net, weighted_bits(with_uniform_bits(net, 8)), ld, platform),
          tag: config_latency(net, base, ld, platform), f"{tag}+fb": config_latency(net, res.config, ld, platform)}
-  raised = tuple(explain(ld, name, old, new) for name, (old, new) in res.changes.items())
+  raised = tuple(explain(ld, name, old, new, net, res.config) for name, (old, new) in res.changes.items())
   return PlatformStudy(platform.name, platform.isa, bits, lat, raised, dict(res.config))
 
 
