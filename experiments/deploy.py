@@ -73,6 +73,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                       "of the same architecture reuse the compiled steps")
   p.add_argument("--no-baselines", action="store_true", help="skip the Random Forest / SVR baselines")
   p.add_argument("--out", type=Path, default=None, help="output dir (default RUN_DIR/deploy)")
+  p.add_argument("--seed-tables", type=Path, nargs="+", default=(),
+                 help="other out dirs of this run deployed with other --seed values under the same protocol: the "
+                      "table gains each model's seed-to-seed spread (the models deployed in all of them)")
   return p.parse_args(argv)
 
 
@@ -123,6 +126,16 @@ def _classic(kind: str, folds, spec, data_dir, out: Path, rotations, seed: int):
     results.append(res)
     sizes.append({"params": res.info["params"], "bytes": res.info["bytes"]})
   return results, sizes, source
+
+
+def _seed_table(out_dir: Path, protocol: dict) -> dict:
+  """The table.json of another seed's deployment (--seed-tables), checked to share this protocol but the seed."""
+  other = study._read_json(out_dir / "config.json")["study"]
+  strip = lambda d: {k: v for k, v in d.items() if k != "seed"}
+  if strip(other) != strip(protocol):
+    raise study.StudyError(f"{out_dir / 'config.json'}: another protocol than this deployment's (beyond the seed)")
+  table = study._read_json(out_dir / "table.json")
+  return {**table, "seed": table.get("seed", other.get("seed"))}
 
 
 def _git_commit() -> str | None:
@@ -224,11 +237,13 @@ def main(argv=None) -> int:
            f"every rotation (re)simulated by jaxbp at commit {commit or 'unknown'} (finished rotations are "
            "re-simulated on a rerun, so the cycle model is the same for all rows)"] + failures
   table = study.study_table(rows, dataset=spec.name, platform=p.name, freq_mhz=args.freq_mhz or p.freq_mhz,
-                            notes=notes)
+                            notes=notes, seed=config.seed)
+  if args.seed_tables:
+    table["seed_spread"] = study.seed_spread([table] + [_seed_table(d, cfg_doc["study"]) for d in args.seed_tables])
   table["timings"] = {**timings, "wall_s": time.perf_counter() - t0}
   table["code"] = {"commit": commit, "jax": jax.__version__, "backend": jax.default_backend()}
   (out / "table.json").write_text(json.dumps(table, indent=1))
-  md = study.markdown(table)
+  md = study.markdown(table) + ("\n" + study.seed_markdown(table["seed_spread"]) if args.seed_tables else "")
   (out / "table.md").write_text(md)
   print(md)
   return 0

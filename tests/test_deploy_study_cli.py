@@ -41,3 +41,18 @@ def test_seed_flag_changes_only_the_training_seed():
   base, other = _config(cli), _config(cli, "--seed", "2")
   assert other["seed"] == 2
   assert {k: v for k, v in other.items() if k != "seed"} == {k: v for k, v in base.items() if k != "seed"}
+
+
+def test_seed_tables_must_share_the_protocol_but_the_seed(tmp_path):
+  import pytest  # pylint: disable=import-outside-toplevel
+  cli = _deploy_cli()
+  protocol = _config(cli)
+  table = {"rows": [], "seed": 1}
+  short = _config(cli, "--seed", "1", "--qat-epochs", "3")
+  for name, other in (("same", _config(cli, "--seed", "1")), ("short", short)):
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "config.json").write_text(json.dumps({"study": other}))
+    (tmp_path / name / "table.json").write_text(json.dumps(table))
+  assert cli._seed_table(tmp_path / "same", protocol)["seed"] == 1
+  with pytest.raises(cli.study.StudyError, match="another protocol"):
+    cli._seed_table(tmp_path / "short", protocol)

@@ -104,6 +104,30 @@ def test_finished_rotation_is_resimulated_with_the_current_cycle_model(tmp_path)
   assert again["deploy_before"] == stale  # unchanged simulation: the file is not rewritten
 
 
+def _seed_table(seed, maes, rotations=(0, 1)):
+  rows = [study.naive_row({"sbp": 16.0, "dbp": 9.0})]
+  for mid, (fs, qs) in maes.items():
+    common = {"id": mid, "model": mid, "rotations": list(rotations)}
+    rows += [{**common, "precision": "float32", "mae_sbp": fs, "mae_dbp": fs / 2},
+             {**common, "precision": "int8", "mae_sbp": qs, "mae_dbp": qs / 2}]
+  return study.study_table(rows, dataset="x", platform="gap8", freq_mhz=100.0, seed=seed)
+
+
+def test_seed_spread_over_tables_of_other_training_seeds():
+  tables = [_seed_table(0, {"seed": (14.0, 15.0), "c01": (14.5, 15.5)}), _seed_table(1, {"seed": (15.0, 16.0)}),
+            _seed_table(2, {"seed": (16.0, 17.0)})]
+  spread = study.seed_spread(tables)
+  assert [(e["id"], e["precision"]) for e in spread] == [("seed", "float32"), ("seed", "int8")]  # c01: one seed
+  q = spread[1]
+  assert q["seeds"] == [0, 1, 2] and q["mae_sbp"] == [15.0, 16.0, 17.0]
+  assert (q["mean_sbp"], q["std_sbp"], q["min_sbp"], q["max_sbp"]) == pytest.approx((16.0, 1.0, 15.0, 17.0))
+  assert q["mean_dbp"] == pytest.approx(8.0)
+  line = "| seed | int8 | 0, 1, 2 | 16.00 ± 1.00 [15.00–17.00] | 8.00 ± 0.50 [7.50–8.50] |"
+  assert line in study.seed_markdown(spread)
+  with pytest.raises(study.StudyError, match="rotations differ"):
+    study.seed_spread([tables[0], _seed_table(1, {"seed": (15.0, 16.0)}, rotations=(0,))])
+
+
 # ---------------------------------------------------------------- windows without beats
 
 

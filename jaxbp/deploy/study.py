@@ -379,11 +379,54 @@ def naive_row(naive: Mapping[str, float]) -> dict[str, Any]:
 
 
 def study_table(rows: Sequence[Mapping[str, Any]], *, dataset: str, platform: str, freq_mhz: float,
-                notes: Sequence[str] = ()) -> dict[str, Any]:
-  """The table document (table.json): rows in order, with the context they need to be read."""
-  return {"dataset": dataset, "platform": platform, "freq_mhz": freq_mhz,
+                notes: Sequence[str] = (), seed: int | None = None) -> dict[str, Any]:
+  """The table document (table.json): rows in order, with the context they need to be read (`seed`: training seed)."""
+  return {"dataset": dataset, "platform": platform, "freq_mhz": freq_mhz, "seed": seed,
           "columns": ["model", "precision", "params", "size_bytes", "mae_sbp", "mae_dbp", "latency_ms", "energy_mj"],
           "rows": [dict(r) for r in rows], "notes": list(notes)}
+
+
+def seed_spread(tables: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+  """Seed-to-seed spread of the models deployed in every one of `tables` (table.json documents of the same run
+  and protocol, one per training seed): per (model id, precision) the pooled MAE SBP/DBP of each table, their
+  mean, sample std (ddof 1; 0 for one table), min and max. A model whose rotations differ between tables is an
+  error (the tables would not be comparable)."""
+  if not tables:
+    return []
+  key = lambda r: (r["id"], r["precision"])
+  by_table = [{key(r): r for r in t["rows"] if r.get("precision") in ("float32", "int8") and r["id"] not in
+               ("rf", "svr", "naive")} for t in tables]
+  out = []
+  for k, first in by_table[0].items():
+    rows = [bt.get(k) for bt in by_table]
+    if any(r is None for r in rows):
+      continue
+    if any(list(r["rotations"]) != list(first["rotations"]) for r in rows):
+      raise StudyError(f"model {k[0]} ({k[1]}): rotations differ between tables "
+                       f"({[list(r['rotations']) for r in rows]}); deploy the same rotations for every seed")
+    entry: dict[str, Any] = {"id": k[0], "model": first["model"], "precision": k[1],
+                             "seeds": [t.get("seed") for t in tables], "rotations": list(first["rotations"])}
+    for target in ("sbp", "dbp"):
+      v = np.array([float(r[f"mae_{target}"]) for r in rows])
+      entry[f"mae_{target}"] = v.tolist()
+      entry[f"mean_{target}"] = float(v.mean())
+      entry[f"std_{target}"] = float(v.std(ddof=1)) if len(v) > 1 else 0.0
+      entry[f"min_{target}"], entry[f"max_{target}"] = float(v.min()), float(v.max())
+    out.append(entry)
+  return out
+
+
+def seed_markdown(spread: Sequence[Mapping[str, Any]]) -> str:
+  """The seed spread (`seed_spread`) as a markdown table: mean ± std [min–max] over training seeds."""
+  if not spread:
+    return ""
+  cell = lambda e, t: (f"{e[f'mean_{t}']:.2f} ± {e[f'std_{t}']:.2f} [{e[f'min_{t}']:.2f}–{e[f'max_{t}']:.2f}]")
+  lines = ["Seed-to-seed spread (same protocol, pooled 5-fold MAE in mmHg: mean ± sample std [min–max] over "
+           "training seeds)", "", "| model | precision | seeds | MAE SBP | MAE DBP |", "|---|---|---|---|---|"]
+  for e in spread:
+    seeds = ", ".join("?" if s is None else str(s) for s in e["seeds"])
+    lines.append(f"| {e['model']} | {e['precision']} | {seeds} | {cell(e, 'sbp')} | {cell(e, 'dbp')} |")
+  return "\n".join(lines) + "\n"
 
 
 def _cell(row: Mapping[str, Any], key: str) -> str:
