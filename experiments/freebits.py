@@ -16,7 +16,8 @@ free-bits versions), fronts.json / fronts.png, plan.json (which layers free bits
 the same command resumes (finished searches, fine-tunings, simulations and exports are kept).
 --joint-lambdas adds, per platform, the joint search (SuperNet ops {conv, dw, id} x Bayesian-Bits precisions, λ·expected
 latency; `jaxbp.freebits.joint`) from the same int8 start and search epochs, its candidates fine-tuned and simulated
-as the flow's, and their front against BB(BOPs)+FB and latency-aware BB: <out>/platforms/<p>/joint/.
+as the flow's, and their front against BB(BOPs)+FB and latency-aware BB: <out>/platforms/<p>/joint/;
+--joint-levels single bilevel also runs it bilevel (α on validation batches, as jaxbp.nas), compared together.
 """
 
 from __future__ import annotations
@@ -72,6 +73,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                  help="the joint search's slot alternatives")
   p.add_argument("--joint-warmup-epochs", type=int, default=2,
                  help="of the search epochs, how many train only the weights (the dw branches start random)")
+  p.add_argument("--joint-levels", nargs="+", default=["single"], choices=["single", "bilevel"],
+                 help="the joint search's training: single (α with the weights on training batches) and/or bilevel "
+                      "(α on validation batches, as jaxbp.nas); all compared together")
   p.add_argument("--out", default=None, help="default runs/freebits/<model>_<dataset>")
   return p.parse_args(argv)
 
@@ -106,9 +110,12 @@ def main(argv=None) -> dict:
     if args.joint_lambdas:
       params = flow.start(out, task, fc, init)
       for p in fc.platforms:
-        res = joint_flow.joint_stage(out, task, params, fc, p, args.joint_lambdas, args.joint_warmup_epochs, log,
-                                           tuple(args.joint_ops))
-        cmp = joint_flow.compare(out, p, joint_flow.joint_rows(out, task, res, fc, p))
+        rows = []
+        for level in args.joint_levels:
+          res = joint_flow.joint_stage(out, task, params, fc, p, args.joint_lambdas, args.joint_warmup_epochs, log,
+                                       tuple(args.joint_ops), bilevel=level == "bilevel")
+          rows += joint_flow.joint_rows(out, task, res, fc, p)
+        cmp = joint_flow.compare(out, p, rows)
         log(f"joint {p}: " + "; ".join(f"{k} {v:.2f}" for k, v in cmp["dominated_fraction"].items()))
     return summary
   except (ValueError, KeyError, TypeError, FileNotFoundError) as e:

@@ -91,3 +91,33 @@ def test_exported_network_computes_what_the_supernet_computes(setup):
     y_joint = jt.apply(v, x, train=False)
     y_plain = tw.apply(pv, x, train=False)
     np.testing.assert_allclose(np.asarray(y_joint), np.asarray(y_plain), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.slow  # ~4.5 min on 2 loaded cores: compiling the supernet's bilevel step.
+def test_bilevel_step_trains_weights_on_train_and_alpha_on_val_batches(setup):
+  """Bilevel (as jaxbp.nas): the weights' step sees only the training batch, α's step the validation batch."""
+  jg, jt, table, variables, x = setup
+  cfg = J.JointSearchConfig(bilevel=True)
+  step = jax.jit(J.make_step(jt, table, cfg, warmup_steps=0))
+  tx_w, tx_g, tx_a = J._txs(cfg)  # pylint: disable=protected-access
+  p, g, a = variables["params"], variables["gates"], variables["arch"]
+  state = J.JointState(np.zeros((), np.int32), p, g, a, tx_w.init(p), tx_g.init(g), tx_a.init(a))
+  rng = np.random.default_rng(1)
+  train = {"x": x, "y": rng.standard_normal((4, 2)).astype(np.float32)}
+  vals = [{"x": rng.standard_normal(x.shape).astype(np.float32), "y": rng.standard_normal((4, 2)).astype(np.float32)}
+          for _ in range(2)]
+  key, lam = jax.random.key(0), np.float32(1.0)
+  s1, m1 = step(state, train, vals[0], lam, key)
+  s2, _ = step(state, train, vals[1], lam, key)
+  same = lambda u, v: all(np.array_equal(np.asarray(a_), np.asarray(b_))
+                          for a_, b_ in zip(jax.tree.leaves(u), jax.tree.leaves(v)))
+  assert same(s1.params, s2.params) and same(s1.gates, s2.gates)
+  assert not same(s1.arch, s2.arch) and not same(s1.arch, state.arch)
+  assert {"mse", "val_mse", "rel_latency"} <= set(m1)
+
+
+def test_bilevel_search_needs_the_validation_split(setup):
+  _, jt, table, variables, x = setup
+  with pytest.raises(ValueError, match="validation split"):
+    J.search(jt, variables, {"x": x, "y": np.zeros((4, 2), np.float32)}, (1.0,), table,
+             J.JointSearchConfig(bilevel=True))

@@ -382,6 +382,9 @@ class JointSearchConfig:
     epochs: passes over the training split, of which the first `warmup_epochs` train the weights only (the new
       branches start from random weights).
     batch_size: training batch size.
+    bilevel: train α as `jaxbp.nas` does (DARTS, first order): weights and gates on the training batch, then α on
+      a validation batch with the updated weights (each loss MSE + λ·E[latency]); else all three on the training
+      batch (single level).
   """
 
   weight_lr: float = 1e-4
@@ -390,6 +393,7 @@ class JointSearchConfig:
   epochs: int = 8
   warmup_epochs: int = 2
   batch_size: int = 32
+  bilevel: bool = False
 
 
 @flax.struct.dataclass
@@ -409,7 +413,8 @@ def _txs(c: JointSearchConfig):
 
 def make_step(jt: JointTwin, table: JointTable, config: JointSearchConfig, warmup_steps: int, task: str = "regression"
               ) -> Callable[..., tuple[JointState, dict[str, jax.Array]]]:
-  """`step(state, batch, lam, key)`: loss = MSE + λ·E[latency]/latency(all conv, 8 bit); pure, not jitted."""
+  """`step(state, batch, lam, key)` (bilevel: `step(state, batch, val_batch, lam, key)`): loss = MSE +
+  λ·E[latency]/latency(all conv, 8 bit); pure, not jitted."""
   target = target_key(task)
   tx_w, tx_g, tx_a = _txs(config)
   cfg = jt.policy.bayesian_bits
@@ -417,29 +422,40 @@ def make_step(jt: JointTwin, table: JointTable, config: JointSearchConfig, warmu
   conv = {s: ("conv" if "conv" in ops else ops[0]) for s, ops in jg.slots}
   ref = float(expected_latency(*one_hot_inputs(jg, conv, {k: 8 for k in gate_names(jg)}, cfg), jg, table, cfg))
 
-  def step(state: JointState, batch, lam: jax.Array, key: jax.Array):
-    kd, kg = jax.random.split(jax.random.fold_in(key, state.step))
+  def loss_fn(params, gates, arch, batch, kd, kg, lam):
+    out = jt.apply({"params": params, "gates": gates, "arch": arch}, batch["x"], train=True,
+                   rngs={"dropout": kd, "gates": kg})
+    task_loss = mse(out, batch[target])
+    rel = expected_latency(thetas(arch), gate_probs(gates, cfg), jg, table, cfg) / ref
+    return task_loss + lam * rel, (task_loss, rel)
 
-    def loss_fn(params, gates, arch):
-      out = jt.apply({"params": params, "gates": gates, "arch": arch}, batch["x"], train=True,
-                     rngs={"dropout": kd, "gates": kg})
-      task_loss = mse(out, batch[target])
-      rel = expected_latency(thetas(arch), gate_probs(gates, cfg), jg, table, cfg) / ref
-      return task_loss + lam * rel, (task_loss, rel)
-
-    (_, (task_loss, rel)), (gw, gg, ga) = jax.value_and_grad(loss_fn, argnums=(0, 1, 2), has_aux=True)(
-        state.params, state.gates, state.arch)
+  def update(state, gw, gg, ga):
     on = (state.step >= warmup_steps).astype(jnp.float32)
     uw, opt_w = tx_w.update(gw, state.opt_w, state.params)
     ug, opt_g = tx_g.update(gg, state.opt_g, state.gates)
     ua, opt_a = tx_a.update(ga, state.opt_a, state.arch)
     scale = lambda u: jax.tree.map(lambda x: on * x, u)
-    new = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, uw),
-                        gates=optax.apply_updates(state.gates, scale(ug)),
-                        arch=optax.apply_updates(state.arch, scale(ua)), opt_w=opt_w, opt_g=opt_g, opt_a=opt_a)
-    return new, {"mse": task_loss, "rel_latency": rel}
+    return state.replace(step=state.step + 1, params=optax.apply_updates(state.params, uw),
+                         gates=optax.apply_updates(state.gates, scale(ug)),
+                         arch=optax.apply_updates(state.arch, scale(ua)), opt_w=opt_w, opt_g=opt_g, opt_a=opt_a)
 
-  return step
+  def step(state: JointState, batch, lam: jax.Array, key: jax.Array):
+    kd, kg = jax.random.split(jax.random.fold_in(key, state.step))
+    (_, (task_loss, rel)), (gw, gg, ga) = jax.value_and_grad(loss_fn, argnums=(0, 1, 2), has_aux=True)(
+        state.params, state.gates, state.arch, batch, kd, kg, lam)
+    return update(state, gw, gg, ga), {"mse": task_loss, "rel_latency": rel}
+
+  def bilevel_step(state: JointState, batch, val_batch, lam: jax.Array, key: jax.Array):
+    kd, kg, kd2, kg2 = jax.random.split(jax.random.fold_in(key, state.step), 4)
+    (_, (task_loss, _)), (gw, gg) = jax.value_and_grad(loss_fn, argnums=(0, 1), has_aux=True)(
+        state.params, state.gates, state.arch, batch, kd, kg, lam)
+    uw, _ = tx_w.update(gw, state.opt_w, state.params)
+    params = optax.apply_updates(state.params, uw)  # α's step sees the updated weights (first-order DARTS).
+    (_, (val_loss, rel)), ga = jax.value_and_grad(loss_fn, argnums=2, has_aux=True)(
+        params, state.gates, state.arch, val_batch, kd2, kg2, lam)
+    return update(state, gw, gg, ga), {"mse": task_loss, "val_mse": val_loss, "rel_latency": rel}
+
+  return bilevel_step if config.bilevel else step
 
 
 def start_variables(jt: JointTwin, window: int, int8_params: Mapping[str, Any] | None, calib: Sequence[np.ndarray],
@@ -471,19 +487,23 @@ def start_variables(jt: JointTwin, window: int, int8_params: Mapping[str, Any] |
 
 def search(jt: JointTwin, variables: Mapping[str, Any], train: Mapping[str, np.ndarray], lambdas: Sequence[float],
            table: JointTable, config: JointSearchConfig, *, engine: EngineConfig = EngineConfig(), seed: int = 0,
-           task: str = "regression", progress: Callable[[dict[str, Any]], None] | None = None
-           ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-  """One joint candidate per λ, all at once on the engine; (final variables per λ, history per epoch)."""
+           task: str = "regression", progress: Callable[[dict[str, Any]], None] | None = None,
+           val: Mapping[str, np.ndarray] | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+  """One joint candidate per λ, all at once on the engine; (final variables per λ, history per epoch).
+  `val`: the validation split, for `config.bilevel`."""
   n = len(lambdas)
   steps_per_epoch = len(train["x"]) // config.batch_size
+  if config.bilevel and val is None:
+    raise ValueError("bilevel joint search: needs the validation split (val=...)")
   if steps_per_epoch < 1:
     raise ValueError(f"training split has {len(train['x'])} windows, fewer than one batch of {config.batch_size}")
-  eng = Engine(make_step(jt, table, config, config.warmup_epochs * steps_per_epoch, task), n, engine, n_shared=1)
+  eng = Engine(make_step(jt, table, config, config.warmup_epochs * steps_per_epoch, task), n, engine,
+               n_shared=2 if config.bilevel else 1)
   tx_w, tx_g, tx_a = _txs(config)
   p, g, a = (jax.tree.map(jnp.asarray, variables[k]) for k in ("params", "gates", "arch"))
   state = JointState(jnp.zeros((), jnp.int32), p, g, a, tx_w.init(p), tx_g.init(g), tx_a.init(a))
   final, history = run_lambdas(eng, state, lambdas, train, epochs=config.epochs, batch_size=config.batch_size,
-                               seed=seed, progress=progress)
+                               seed=seed, progress=progress, val=val if config.bilevel else None)
   take = lambda tree, i: jax.tree.map(lambda x: np.asarray(x[i]), tree)
   return [{"params": take(final.params, i), "gates": take(final.gates, i), "arch": take(final.arch, i)}
           for i in range(n)], history

@@ -26,22 +26,23 @@ from jaxbp.data.batching import batches
 from jaxbp.freebits import flow
 from jaxbp.freebits import joint as J
 from jaxbp.freebits.heuristic import free_bits
-from jaxbp.freebits.latency_cost import model_latency_dict
-from jaxbp.freebits.study import explain
+from jaxbp.freebits.latency_cost import deploy_graph, model_latency_dict
+from jaxbp.freebits.study import explain, network_cost
 from jaxbp.quant import pipeline
 from jaxbp.train.engine import EngineConfig
 
 
-def joint_tag(platform: str) -> str:
-  return f"joint_{platform}"
+def joint_tag(platform: str, bilevel: bool = False) -> str:
+  return f"joint{'_bilevel' if bilevel else ''}_{platform}"
 
 
 def joint_stage(out: Path, task: flow.FlowTask, params: Mapping[str, Any], fc: flow.FlowConfig, platform: str,
                 lambdas: Sequence[float], warmup_epochs: int = 2, log: Callable[[str], None] = print,
-                ops: tuple[str, ...] = J.OPS) -> dict[str, Any]:
+                ops: tuple[str, ...] = J.OPS, bilevel: bool = False) -> dict[str, Any]:
   """The joint λ sweep on `platform` from the flow's int8 start (`params`), `fc.search_epochs` epochs of which
-  `warmup_epochs` train only the weights; out/search/joint_<platform>/candidates.json."""
-  tag = joint_tag(platform)
+  `warmup_epochs` train only the weights; out/search/joint_<platform>/candidates.json (bilevel, α on validation
+  batches: out/search/joint_bilevel_<platform>/)."""
+  tag = joint_tag(platform, bilevel)
   d = Path(out) / "search" / tag
   done = d / "candidates.json"
   if done.exists():
@@ -59,10 +60,10 @@ def joint_stage(out: Path, task: flow.FlowTask, params: Mapping[str, Any], fc: f
   calib = [b["x"] for _, b in zip(range(8), batches(task.split["train"], task.batch_size, seed=fc.seed))]
   v0 = J.start_variables(jt, task.window, params, calib, fc.seed)
   cfg = J.JointSearchConfig(weight_lr=fc.weight_lr, gate_lr=fc.gate_lr, epochs=fc.search_epochs,
-                            warmup_epochs=warmup_epochs, batch_size=task.batch_size)
+                            warmup_epochs=warmup_epochs, batch_size=task.batch_size, bilevel=bilevel)
   t0 = time.perf_counter()
   finals, history = J.search(jt, v0, task.split["train"], tuple(lambdas), table, cfg,
-                             engine=EngineConfig(strategy=fc.strategy), seed=fc.seed,
+                             engine=EngineConfig(strategy=fc.strategy), seed=fc.seed, val=task.split["val"],
                              progress=lambda r: log(f"joint {platform} epoch {r['epoch']}: rel latency "
                                                     f"{np.round(r['rel_latency'], 3).tolist()}"))
   seconds = time.perf_counter() - t0
@@ -79,7 +80,8 @@ def joint_stage(out: Path, task: flow.FlowTask, params: Mapping[str, Any], fc: f
                   "expected_ms": float(J.expected_latency(*J.one_hot_inputs(jg, choice, bits), jg, table)),
                   "theta": {k: np.round(np.asarray(jax.nn.softmax(np.asarray(a))), 3).tolist()
                             for k, a in v["arch"].items()}})
-  res = {"tag": tag, "platform": platform, "ops": list(ops), "search_s": seconds, "warmup_epochs": warmup_epochs,
+  res = {"tag": tag, "platform": platform, "ops": list(ops), "bilevel": bilevel, "search_s": seconds,
+         "warmup_epochs": warmup_epochs,
          "epochs": fc.search_epochs, "history": history, "candidates": cands}
   flow._write(done, res)  # pylint: disable=protected-access
   return res
@@ -95,18 +97,20 @@ def joint_rows(out: Path, task: flow.FlowTask, res: Mapping[str, Any], fc: flow.
   """Every joint candidate (and its free-bits version on the exported network's LD) fine-tuned with TQT and
   simulated on `platform`: rows {name, kind "joint" | "joint+fb", id, config, ops, latency_ms, error, ...}."""
   rows = []
+  kind = "joint_bilevel" if res.get("bilevel") else "joint"
   for c in res["candidates"]:
     t = candidate_task(task, c)
     conf = flow._pairs(c["config"])  # pylint: disable=protected-access
-    plan = [{"name": c["name"], "kind": "joint", "source": c["name"], "config": c["config"],
+    plan = [{"name": c["name"], "kind": kind, "source": c["name"], "config": c["config"],
              "id": flow.config_id(conf, c["name"]), "raised": [], "free_bits_of": None}]
     if with_free_bits:
       ld = model_latency_dict(t.config, t.window, platform)
-      fb = free_bits(conf, ld.per_layer("ms"), types=ld.layers)
+      net = deploy_graph(t.config, t.window)
+      fb = free_bits(conf, ld.per_layer("ms"), types=ld.layers, network_cost=network_cost(ld, net))
       cfg_fb = dict(fb.config)
-      plan.append({"name": c["name"] + " + FB", "kind": "joint+fb", "source": c["name"],
+      plan.append({"name": c["name"] + " + FB", "kind": kind + "+fb", "source": c["name"],
                    "config": {k: list(v) for k, v in cfg_fb.items()}, "id": flow.config_id(cfg_fb, c["name"]),
-                   "raised": [explain(ld, k, a, b).to_json() for k, (a, b) in fb.changes.items()],
+                   "raised": [explain(ld, k, a, b, net, cfg_fb).to_json() for k, (a, b) in fb.changes.items()],
                    "free_bits_of": c["name"]})
     uniq = list({r["id"]: r for r in plan}.values())
     tuned = flow.finetune(out, t, uniq, fc)
@@ -121,7 +125,8 @@ def joint_rows(out: Path, task: flow.FlowTask, res: Mapping[str, Any], fc: flow.
 
 GROUPS = {"BB(BOPs) + FB": lambda x: x["kind"] == "bb_bops+fb", "BB(latency)": lambda x: x["kind"] == "bb_latency",
           "BB(latency) + FB": lambda x: x["kind"] == "bb_latency+fb", "joint": lambda x: x["kind"] == "joint",
-          "joint + FB": lambda x: x["kind"] == "joint+fb"}
+          "joint + FB": lambda x: x["kind"] == "joint+fb", "joint bilevel": lambda x: x["kind"] == "joint_bilevel",
+          "joint bilevel + FB": lambda x: x["kind"] == "joint_bilevel+fb"}
 
 
 def compare(out: Path, platform: str, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -162,7 +167,7 @@ def plot_points(platform: str, rows: Sequence[Mapping[str, Any]], path: Path) ->
   fig, ax = plt.subplots(figsize=(7, 5))
   groups = {"baseline": lambda x: x["kind"].startswith("baseline"), "BB(BOPs)": lambda x: x["kind"] == "bb_bops",
             **GROUPS}
-  for (name, sel), m in zip(groups.items(), "sodv^PX"):
+  for (name, sel), m in zip(groups.items(), "sodv^PX*h"):
     pts = [(x["latency_pct"], x["error"]) for x in rows if sel(x) and np.isfinite(x["latency_pct"])]
     if pts:
       ax.scatter(*zip(*pts), marker=m, s=40, alpha=0.8, label=name)

@@ -134,12 +134,23 @@ def start_variables(tw: QuantTwin, params: dict[str, Any], window: int) -> dict[
   return {"params": jax.tree.map(jnp.asarray, params), "gates": gates}
 
 
+def _cycle_batches(split: Mapping[str, np.ndarray], batch_size: int, seed: int):
+  """Full batches of `split` forever (reshuffled each pass)."""
+  if len(next(iter(split.values()))) < batch_size:
+    raise ValueError(f"validation split has {len(next(iter(split.values())))} windows, fewer than one batch of "
+                     f"{batch_size}")
+  while True:
+    yield from batches(split, batch_size, seed=seed, drop_remainder=True)
+    seed += 1
+
+
 def run_lambdas(engine: Engine, state: Any, lambdas: Sequence[float], train: Mapping[str, np.ndarray], *,
-                epochs: int, batch_size: int, seed: int, progress: Callable[[dict[str, Any]], None] | None = None
-                ) -> tuple[Any, list[dict[str, Any]]]:
-  """One candidate per λ from the same start `state`, all at once on `engine` (a step(state, batch, λ, key));
-  full batches only (one compiled step shape). Candidate i's key is fold_in(key(seed), i). Returns (the final
-  stacked states as host arrays, one record of mean metrics per epoch)."""
+                epochs: int, batch_size: int, seed: int, progress: Callable[[dict[str, Any]], None] | None = None,
+                val: Mapping[str, np.ndarray] | None = None) -> tuple[Any, list[dict[str, Any]]]:
+  """One candidate per λ from the same start `state`, all at once on `engine` (a step(state, batch, λ, key), or
+  with `val` a bilevel step(state, batch, val_batch, λ, key): each training batch paired with the next batch of
+  the cycled validation split); full batches only (one compiled step shape). Candidate i's key is
+  fold_in(key(seed), i). Returns (the final stacked states as host arrays, one record of mean metrics per epoch)."""
   n = len(lambdas)
   stacked = jax.tree.map(lambda x: np.broadcast_to(np.asarray(x), (n,) + np.shape(x)).copy(), state)
   groups = engine.groups(stacked)
@@ -148,8 +159,9 @@ def run_lambdas(engine: Engine, state: Any, lambdas: Sequence[float], train: Map
   history = []
   for epoch in range(epochs):
     metrics = []
+    vals = None if val is None else _cycle_batches(val, batch_size, seed * 100_003 + epoch + 50_000)
     for batch in batches(train, batch_size, seed=seed * 100_003 + epoch, drop_remainder=True):
-      groups, m = engine.step(groups, (batch,), (lams, keys))
+      groups, m = engine.step(groups, (batch,) if vals is None else (batch, next(vals)), (lams, keys))
       metrics.append(m)
     m = jax.device_get(jax.tree.map(lambda *xs: np.mean(np.stack(xs), axis=0), *metrics))
     record = {"epoch": epoch + 1, **{k: np.asarray(v).tolist() for k, v in m.items()}}
