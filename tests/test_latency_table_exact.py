@@ -75,3 +75,15 @@ def test_free_bits_by_network_price_is_never_slower_when_simulated(platform):
     assert res.latency_after == pytest.approx(after.latency_ms) and res.latency_before == pytest.approx(
         before.latency_ms)
     assert all(a >= b and w >= v for (a, w), (b, v) in ((res.config[k], config[k]) for k in config))
+
+
+def test_configured_max_pool_keeps_its_input_grid():
+  """As in the integer graphs: the stem's max pool does not requantize, so block0/conv1's 4-bit input makes the
+  stem conv write 4 bits (the price then matches the simulation of the integer graph's network)."""
+  net = zoo.bp_seed("resnet1d", "ppgbp")
+  config = {l.name: (8 if l.name == "stem_conv" else 4, 4) for l in net.layers if l.weighted}
+  m = configured(net, config)
+  assert m.layer("stem_conv").bits_out == 4 and m.layer("stem_pool").bits_in == m.layer("stem_pool").bits_out == 4
+  assert m.layer("block1/skip_pool").bits_out == 8  # reads the residual add's 8-bit output.
+  p = get_platform("xpulpnn-v2")
+  assert profile(net, p).network_cycles(m) == pytest.approx(simulate(m, p).total_cycles, rel=1e-12)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from jaxbp.deploy.latency_table import ALL_PAIRS, LatencyDict, profile
-from jaxbp.deploy.layers import Network, with_layer_bits, with_uniform_bits
+from jaxbp.deploy.layers import NETWORK_INPUT, Network, with_layer_bits, with_uniform_bits
 from jaxbp.deploy.platforms import Platform
 from jaxbp.deploy.simulator import simulate
 from jaxbp.freebits.heuristic import BitPair, free_bits
@@ -54,8 +54,17 @@ class Raised:
 
 
 def configured(net: Network, config: Mapping[str, BitPair]) -> Network:
-  """`net` at 8 bits with the weighted layers at `config` ({layer: (b_in, b_w)}; b_in sets the producer's output)."""
-  return with_layer_bits(with_uniform_bits(net, 8), {k: list(v) for k, v in config.items()})
+  """`net` at 8 bits with the weighted layers at `config` ({layer: (b_in, b_w)}; b_in sets the producer's output).
+  A max pool keeps its input's grid (as the integer graphs do), so the width its reader asks for also sets the
+  output of the layer before the pool."""
+  m = with_layer_bits(with_uniform_bits(net, 8), {k: list(v) for k, v in config.items()})
+  for _ in range(len(m.layers)):
+    fix = {l.inputs[0]: {"bits_out": l.bits_out} for l in m.layers
+           if l.op == "pool" and l.mode == "max" and l.bits_in != l.bits_out and l.inputs[0] != NETWORK_INPUT}
+    if not fix:
+      break
+    m = with_layer_bits(m, fix)
+  return m
 
 
 def network_cost(ld: LatencyDict, net: Network, unit: str = "ms") -> Callable[[Mapping[str, BitPair]], float]:
