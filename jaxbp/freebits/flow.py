@@ -43,6 +43,7 @@ from jaxbp.export.bundle import export_graph
 from jaxbp.export.c.to_deploy import to_network
 from jaxbp.freebits.heuristic import BitPair, free_bits
 from jaxbp.freebits.latency_cost import bb_latency_cost, deploy_graph, homogeneous_config, model_latency_dict
+from jaxbp.freebits.packing import packable
 from jaxbp.freebits.study import explain, network_cost
 from jaxbp.integerize.from_quant import integerize_twin
 from jaxbp.integerize.graph import load as load_graph
@@ -295,8 +296,9 @@ def latency_dict(out: Path, task: FlowTask, platform: str) -> LatencyDict:
 
 def plan_platform(out: Path, task: FlowTask, platform: str, searches: Sequence[Mapping[str, Any]]
                   ) -> list[dict[str, Any]]:
-  """The configurations of one platform's table, each {name, kind, source, config, id, raised (free bits)}:
-  8-bit, 4-bit, 4-bit + free bits, and every searched configuration before and after free bits."""
+  """The configurations of one platform's table, each {name, kind, source, config, id, raised (free bits), packed}:
+  8-bit, 4-bit, 4-bit + free bits, and every searched configuration before and after free bits. Layers the
+  exporters could not pack are raised first (`jaxbp.freebits.packing`; listed under "packed")."""
   ld = latency_dict(out, task, platform)
   per = ld.per_layer("ms")
   net = deploy_graph(task.config, task.window)
@@ -308,21 +310,22 @@ def plan_platform(out: Path, task: FlowTask, platform: str, searches: Sequence[M
 
   rows = []
 
-  def add(name, kind, source, config, raised=(), of=None):
+  def add(name, kind, source, config, raised=(), of=None, packed=None):
     rows.append({"name": name, "kind": kind, "source": source, "config": {k: list(v) for k, v in config.items()},
-                 "id": config_id(config, source), "raised": list(raised), "free_bits_of": of})
+                 "id": config_id(config, source), "raised": list(raised), "free_bits_of": of,
+                 "packed": {k: [list(a), list(b)] for k, (a, b) in (packed or {}).items()}})
 
   add("8-bit", "baseline", "start", homogeneous_config(task.config, task.window, 8))
-  four = homogeneous_config(task.config, task.window, 4)
-  add("4-bit", "baseline", "start", four)
+  four, packed = packable(homogeneous_config(task.config, task.window, 4), net)  # e.g. a 1-channel stem: 8-bit weights
+  add("4-bit", "baseline", "start", four, packed=packed)
   cfg, raised = fb(four)
   add("4-bit + FB", "baseline+fb", "start", cfg, raised, "4-bit")
   for s in searches:
     if s["cost"] == "latency" and s["platform"] != platform:
       continue
     for c in s["candidates"]:
-      conf = _pairs(c["config"])
-      add(c["name"], f"bb_{s['cost']}", c["name"], conf)
+      conf, packed = packable(_pairs(c["config"]), net)
+      add(c["name"], f"bb_{s['cost']}", c["name"], conf, packed=packed)
       cfg, raised = fb(conf)
       add(c["name"] + " + FB", f"bb_{s['cost']}+fb", c["name"], cfg, raised, c["name"])
   _write(Path(out) / "platforms" / platform / "plan.json", rows)
@@ -503,7 +506,7 @@ def table(rows: Sequence[Mapping[str, Any]], tuned: Mapping[str, Mapping[str, An
   for r in rows:
     t, f = sim[r["id"]], tuned[r["id"]]
     out.append({"name": r["name"], "kind": r["kind"], "id": r["id"], "latency_ms": t["latency_ms"],
-                "latency_pct": 100.0 * t["latency_ms"] / t8, "error": f["error"], "mae_sbp": f["mae_sbp"],
+                "latency_pct": 100.0 * (t["latency_ms"] / t8), "error": f["error"], "mae_sbp": f["mae_sbp"],
                 "mae_dbp": f["mae_dbp"], "accuracy": f.get("accuracy"), "bytes": f["bytes"], "fits": t["fits"],
                 "raised": len(r["raised"]), "simulated": t.get("simulated", "integer graph"),
                 "free_bits_of": r["free_bits_of"]})

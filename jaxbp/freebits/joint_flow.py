@@ -135,7 +135,7 @@ def compare(out: Path, platform: str, rows: Sequence[Mapping[str, Any]]) -> dict
   d = Path(out) / "platforms" / platform
   tab = flow._read(d / "table.json")  # pylint: disable=protected-access
   t8 = tab["reference"]["latency_ms"]
-  joint = [{**r, "latency_pct": 100.0 * r["latency_ms"] / t8} for r in rows]
+  joint = [{**r, "latency_pct": 100.0 * (r["latency_ms"] / t8)} for r in rows]
   allrows = {"rows": list(tab["rows"]) + joint}
   cmp = flow.compare_fronts(allrows, {k: v for k, v in GROUPS.items() if any(v(x) for x in allrows["rows"])})
   cmp["reference"] = tab["reference"]
