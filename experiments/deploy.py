@@ -75,7 +75,7 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--out", type=Path, default=None, help="output dir (default RUN_DIR/deploy)")
   p.add_argument("--seed-tables", type=Path, nargs="+", default=(),
                  help="other out dirs of this run deployed with other --seed values under the same protocol: the "
-                      "table gains each model's seed-to-seed spread (the models deployed in all of them)")
+                      "table gains each model's seed-to-seed spread (over the tables that hold it, two at least)")
   return p.parse_args(argv)
 
 

@@ -114,10 +114,12 @@ def _seed_table(seed, maes, rotations=(0, 1)):
 
 
 def test_seed_spread_over_tables_of_other_training_seeds():
-  tables = [_seed_table(0, {"seed": (14.0, 15.0), "c01": (14.5, 15.5)}), _seed_table(1, {"seed": (15.0, 16.0)}),
-            _seed_table(2, {"seed": (16.0, 17.0)})]
+  tables = [_seed_table(0, {"seed": (14.0, 15.0), "c01": (14.5, 15.5), "c02": (1.0, 1.0)}),
+            _seed_table(1, {"seed": (15.0, 16.0), "c01": (14.5, 16.5)}), _seed_table(2, {"seed": (16.0, 17.0)})]
   spread = study.seed_spread(tables)
-  assert [(e["id"], e["precision"]) for e in spread] == [("seed", "float32"), ("seed", "int8")]  # c01: one seed
+  ids = [(e["id"], e["precision"]) for e in spread]
+  assert ids == [("seed", "float32"), ("seed", "int8"), ("c01", "float32"), ("c01", "int8")]  # c02: one seed
+  assert spread[3]["seeds"] == [0, 1] and spread[3]["mean_sbp"] == pytest.approx(16.0)
   q = spread[1]
   assert q["seeds"] == [0, 1, 2] and q["mae_sbp"] == [15.0, 16.0, 17.0]
   assert (q["mean_sbp"], q["std_sbp"], q["min_sbp"], q["max_sbp"]) == pytest.approx((16.0, 1.0, 15.0, 17.0))

@@ -387,10 +387,10 @@ def study_table(rows: Sequence[Mapping[str, Any]], *, dataset: str, platform: st
 
 
 def seed_spread(tables: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-  """Seed-to-seed spread of the models deployed in every one of `tables` (table.json documents of the same run
-  and protocol, one per training seed): per (model id, precision) the pooled MAE SBP/DBP of each table, their
-  mean, sample std (ddof 1; 0 for one table), min and max. A model whose rotations differ between tables is an
-  error (the tables would not be comparable)."""
+  """Seed-to-seed spread of the models of `tables[0]` deployed in at least one other of `tables` (table.json
+  documents of the same run and protocol, one per training seed): per (model id, precision) the pooled MAE
+  SBP/DBP of each table holding it, their mean, sample std (ddof 1), min and max; "seeds" names the tables'
+  seeds used. A model whose rotations differ between tables is an error (the tables would not be comparable)."""
   if not tables:
     return []
   key = lambda r: (r["id"], r["precision"])
@@ -398,14 +398,15 @@ def seed_spread(tables: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                ("rf", "svr", "naive")} for t in tables]
   out = []
   for k, first in by_table[0].items():
-    rows = [bt.get(k) for bt in by_table]
-    if any(r is None for r in rows):
+    held = [(t, bt[k]) for t, bt in zip(tables, by_table) if k in bt]
+    if len(held) < 2:
       continue
+    rows = [r for _, r in held]
     if any(list(r["rotations"]) != list(first["rotations"]) for r in rows):
       raise StudyError(f"model {k[0]} ({k[1]}): rotations differ between tables "
                        f"({[list(r['rotations']) for r in rows]}); deploy the same rotations for every seed")
     entry: dict[str, Any] = {"id": k[0], "model": first["model"], "precision": k[1],
-                             "seeds": [t.get("seed") for t in tables], "rotations": list(first["rotations"])}
+                             "seeds": [t.get("seed") for t, _ in held], "rotations": list(first["rotations"])}
     for target in ("sbp", "dbp"):
       v = np.array([float(r[f"mae_{target}"]) for r in rows])
       entry[f"mae_{target}"] = v.tolist()
