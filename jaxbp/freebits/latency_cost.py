@@ -6,6 +6,10 @@ deploy side (`jaxbp.deploy.latency_table`) from a model config and a platform an
 - `bb_latency_cost(config, window, platform)`: Bayesian Bits' cost. Expected latency Σ_layers Σ P(b_in, b_w)
   · LD(layer, b_in, b_w) under the gate probabilities (`jaxbp.quant.bit_joints`), plus the weightless layers
   (pools, adds, element-wise ops) as a constant at 8 bit. At one-hot gates it is the LD sum of the read-off.
+  The entries are the LD's pair view: each layer's output at its b_in, under the kernel library DORY links for a
+  network with a sub-byte tensor (what every searched mixed configuration links; `jaxbp.deploy.latency_table`).
+  The exact price of a read-off (output widths set by the readers, the all-8-bit network's own library) is
+  `LatencyDict.network_cycles`, which Free Bits and the flow's tables use.
 - `supernet_latency_cost(config, window, platform)`: the SuperNet's cost. Expected latency Σ_slots Σ_op θ_op ·
   latency(slot, op) under the architecture probabilities θ (every alternative of every conv slot simulated alone
   at `bits`), for `jaxbp.nas` / `experiments/sweep.py`.
