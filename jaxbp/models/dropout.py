@@ -18,14 +18,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-
-def _mix(h: jax.Array) -> jax.Array:
-  """lowbias32 (C. Wellons, hash-prospector): a bijective uint32 -> uint32 mixer."""
-  h = h ^ (h >> 16)
-  h = h * jnp.uint32(0x21F0AAAD)
-  h = h ^ (h >> 15)
-  h = h * jnp.uint32(0x735A2D97)
-  return h ^ (h >> 15)
+from jaxbp.models.hash_prng import mix as _mix
 
 
 def _key_words(key: jax.Array) -> jax.Array:

@@ -10,6 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxbp.models.hash_prng import init_key
+
 
 def example_shape(window: int | Sequence[int]) -> tuple[int, ...]:
   """One example's input shape: an int `window` is a 1-D signal (window, 1); a sequence is the shape itself
@@ -18,20 +20,13 @@ def example_shape(window: int | Sequence[int]) -> tuple[int, ...]:
 
 
 def init_variables(model: nn.Module, key: jax.Array, window: int | Sequence[int], batch: int = 2) -> dict[str, Any]:
-  """Variables {"params", maybe "batch_stats", ...} of `model` for (batch, *example_shape(window)) inputs."""
+  """Variables {"params", maybe "batch_stats", ...} of `model` for (batch, *example_shape(window)) inputs.
+
+  The initializers draw from `key`'s words through the counter-hash generator (`jaxbp.models.hash_prng`):
+  Threefry made this program several times slower to compile; the values are as random, just different."""
   x = jnp.zeros((batch, *example_shape(window)), jnp.float32)
-  with fast_init_rng():
-    return model.init({"params": key, "dropout": key}, x, train=False)
-
-
-def fast_init_rng():
-  """Context for tracing an initialization: JAX's original (non-partitionable) Threefry counter layout.
-
-  Initializers draw ~100 separate small streams; with the partitionable layout (JAX's default) XLA's CPU
-  compile of a supernet's init took 2.8x longer (41.6 vs 15.0 s, PPGBP ResNet1d supernet, 18 candidates
-  vmapped). The draws are as random, just different numbers; a candidate's values still depend only on its key
-  (vmap or not). Parameters are never sharded across devices here, which is what the other layout is for."""
-  return jax.threefry_partitionable(False)
+  k = init_key(key)
+  return model.init({"params": k, "dropout": k}, x, train=False)
 
 
 def count_params(params: Any) -> int:

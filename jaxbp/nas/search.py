@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxbp.cost import Cost, NetShapes
-from jaxbp.models.params import fast_init_rng
+from jaxbp.models.hash_prng import init_key
 from jaxbp.train.steps import batchnorm_mask, masked_mean, target_key
 
 
@@ -68,9 +68,8 @@ def optimizers(config: SearchConfig) -> tuple[optax.GradientTransformation, opta
 
 def init_state(model: nn.Module, key: jax.Array, window: int, config: SearchConfig) -> SearchState:
   """A fresh search state for a supernet (α all zero: every alternative equally likely)."""
-  rngs = {"params": key, "dropout": key, "gumbel": key}
-  with fast_init_rng():
-    variables = dict(model.init(rngs, jnp.zeros((2, window, 1)), train=False))
+  k = init_key(key)  # the counter-hash generator: a fast compile (see `jaxbp.models.hash_prng`)
+  variables = dict(model.init({"params": k, "dropout": k, "gumbel": k}, jnp.zeros((2, window, 1)), train=False))
   params, arch = variables.pop("params"), variables.pop("arch")
   nas_state = variables.pop("nas_state")
   tx_w, tx_a = optimizers(config)
