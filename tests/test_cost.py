@@ -56,6 +56,7 @@ def test_one_hot_supernet_costs_equal_exported_counts(model, dataset):
     assert float(cost.params()(arch, sup_shapes)) == np.float32(real_params)
     assert float(cost.macs()(arch, sup_shapes)) == np.float32(real_macs)
     assert cost.exact_counts(cost.trace(exported, window)) == {"params": real_params, "macs": real_macs}
+    assert cost.exact_counts(sup_shapes, choice) == {"params": real_params, "macs": real_macs}
     if seed == 0:
       assert real_params == models.PUBLISHED_PARAMS[(model, dataset)]
 

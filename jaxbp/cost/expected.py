@@ -83,12 +83,17 @@ def latency(table: Mapping[tuple[str, str], float] | Callable[[str, LayerShape],
   return expected(lookup, lambda s: fixed, "latency")
 
 
-def exact_counts(shapes: NetShapes) -> dict[str, int]:
-  """Exact params / MACs of a plain (non-searchable) network from its trace."""
-  if any(l.searchable for l in shapes.layers):
-    raise ValueError("exact_counts needs a plain network; export the supernet first")
-  return {"params": shapes.fixed_params + sum(op_params(l.ops[0], l) for l in shapes.layers),
-          "macs": shapes.fixed_macs + sum(op_macs(l.ops[0], l) for l in shapes.layers)}
+def exact_counts(shapes: NetShapes, choice: Mapping[str, str] | None = None) -> dict[str, int]:
+  """Exact params / MACs of a plain network from its trace, or of the network a supernet trace exports under
+  `choice` ({searchable layer name: op}; no trace of the exported network needed)."""
+  if choice is None and any(l.searchable for l in shapes.layers):
+    raise ValueError("exact_counts needs a plain network or a choice for every searchable layer")
+  missing = [l.name for l in shapes.layers if l.searchable and l.name not in (choice or {})]
+  if missing:
+    raise ValueError(f"exact_counts: no op chosen for searchable layer(s) {missing}")
+  ops = [choice[l.name] if l.searchable else l.ops[0] for l in shapes.layers]
+  return {"params": shapes.fixed_params + sum(op_params(o, l) for o, l in zip(ops, shapes.layers)),
+          "macs": shapes.fixed_macs + sum(op_macs(o, l) for o, l in zip(ops, shapes.layers))}
 
 
 def one_hot_arch(shapes: NetShapes, choice: Mapping[str, str], big: float = 1e4) -> dict[str, Any]:

@@ -278,6 +278,7 @@ def _finetune_all(pending, final, split, spec, seed_config, shapes, config, rota
   preds = predict_many(frozen, best, split["test"], finetune.batch_size, task,
                        dataclasses.replace(config.engine, strategy=why["strategy"], chunk_size=why.get("chunk_size")))
   predict_s = (time.perf_counter() - t0) / len(pending)
+  expected = np.asarray(jax.jit(jax.vmap(lambda arch: cost_fn(arch, shapes)))(final["arch"]))  # one program
   for j, i in enumerate(pending):
     variables = results[j].variables
     choice = choices(variables["arch"], shapes)
@@ -285,8 +286,8 @@ def _finetune_all(pending, final, split, spec, seed_config, shapes, config, rota
     exp_vars = jax.device_get(inherit(variables, shapes, choice))
     res = rotation_result(preds[j], split, scalers, task, rotation, results[j], predict_seconds=predict_s)
     res.info.update(ops=list(exp_cfg.ops), choice=choice, lam=config.lambdas[i],
-                    **_exact_counts(exp_cfg, spec.window),
-                    expected_cost=float(cost_fn(jax.tree.map(lambda x, j=j: x[j], final["arch"]), shapes)),
+                    **costs.exact_counts(shapes, choice),
+                    expected_cost=float(expected[j]),
                     model_config=config_to_dict(exp_cfg))
     cdir = rdir / f"candidate_{i:02d}"
     cdir.mkdir(exist_ok=True)
@@ -296,7 +297,7 @@ def _finetune_all(pending, final, split, spec, seed_config, shapes, config, rota
   return {k: v for k, v in why.items()}
 
 
-def _exact_counts(config: ModelConfig, window: int) -> dict[str, int]:
+def _exact_counts(config: ModelConfig, window: int) -> dict[str, int]:  # the seed's (a plain network)
   return costs.exact_counts(costs.trace(build(config), window))
 
 

@@ -59,7 +59,9 @@ def _index(tree: Any, i: int | slice) -> Any:
 
 
 def stack(trees: Sequence[Any]) -> Any:
-  return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+  """Stacks same-structured pytrees along a new leading axis, on the host (NumPy: eager `jnp.stack` would
+  compile one small program per leaf shape)."""
+  return jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *trees)
 
 
 class Engine:
