@@ -49,7 +49,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                  help="architecture cost; latency: expected simulated latency (ms) on --platform")
   p.add_argument("--platform", default=None, help="with --cost latency: gap8 | xpulpv2 | xpulpnn-v1 | xpulpnn-v2")
   p.add_argument("--epochs", type=int, default=None, help="search epochs per rotation (default 20; 6 synthetic)")
-  p.add_argument("--finetune-epochs", type=int, default=None, help="max fine-tune epochs (default 100; 30 synthetic)")
+  p.add_argument("--finetune-epochs", type=int, default=None, help="max fine-tune epochs (default 100)")
+  p.add_argument("--recalibrate-bn", action=argparse.BooleanOptionalAction, default=None,
+                 help="validate fine-tuned networks with BatchNorm statistics re-estimated with dropout off "
+                      "(default: on for the synthetic default, off on the benchmark's datasets, as its protocol)")
   p.add_argument("--batch-size", type=int, default=None, help="default: the benchmark's for the seed/dataset")
   p.add_argument("--rotations", type=int, nargs="*", default=None,
                  help="fold rotations (default: all; rotation 0 only on the synthetic default)")
@@ -106,8 +109,9 @@ def run(args: argparse.Namespace) -> dict | None:
       lambdas=lambdas, cost=cost_name, search_epochs=args.epochs or (6 if small else 20), batch_size=batch,
       search=SearchConfig(temperature=args.temperature, mode=args.mode, ops=tuple(args.ops),
                           final_temperature=args.final_temperature or args.temperature),
-      finetune=FitConfig(max_epochs=args.finetune_epochs or (30 if small else 100), batch_size=batch,
-                         progress=not args.no_progress),
+      finetune=FitConfig(max_epochs=args.finetune_epochs or 100, batch_size=batch,
+                         progress=not args.no_progress,
+                         recalibrate_bn=small if args.recalibrate_bn is None else args.recalibrate_bn),
       engine=EngineConfig(args.strategy, args.chunk_size, memory_limit=runtime.memory_limit(args)), seed=args.seed,
       rotations=rotations,
       train_seed=not args.no_seed_network)

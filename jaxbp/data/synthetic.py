@@ -32,7 +32,7 @@ import scipy.io
 from jaxbp.data.specs import FS, SPECS
 from jaxbp.metrics.sig2sig import sbp_dbp_from_abp
 
-GENERATOR_VERSION = 2  # Bump when the generated numbers change; invalidates cached datasets.
+GENERATOR_VERSION = 3  # Bump when the generated numbers change; invalidates cached datasets.
 _MAX_TRIES = 20  # Redraws of a window whose ABP yields no SP/DP before it is dropped.
 _PAD_S = 1.0  # Seconds simulated on each side of a window (filter and beat-phase margin).
 # The columns of a fold file, in the benchmark's format.
@@ -104,9 +104,9 @@ def _draw_subject(rng: np.random.Generator) -> _Subject:
   stiff_z = (stiffness - 6.94) / 1.62
   sbp = float(np.clip(125.0 + 18.0 * (0.9 * stiff_z + 0.436 * e[0]), 85.0, 200.0))
   sbp_z = (sbp - 125.0) / 18.0
-  dbp = 72.0 + 10.0 * (0.55 * sbp_z + 0.835 * e[1])
+  dbp = 72.0 + 10.0 * (0.8 * sbp_z + 0.6 * e[1])
   dbp = float(np.clip(dbp, 40.0, min(120.0, sbp - 22.0)))
-  hr = float(np.clip(72.0 + 10.0 * (0.7 * (dbp - 72.0) / 10.0 + 0.71 * e[2]), 58.0, 110.0))
+  hr = float(np.clip(72.0 + 10.0 * (0.85 * (dbp - 72.0) / 10.0 + 0.53 * e[2]), 55.0, 115.0))
   mean_ap = (sbp + 2.0 * dbp) / 3.0
   pwv = float(np.clip(stiffness + 0.1 * (mean_ap - 93.0), 3.5, 16.0))
   return _Subject(

@@ -24,6 +24,7 @@ from jaxbp.data.batching import padded_batches
 from jaxbp.train import programs
 from jaxbp.train.engine import Engine, EngineConfig, plan_memory, resolve_auto
 from jaxbp.train.fit import FitConfig, FitResult, optimizer, train_batches
+from jaxbp.train.recalibrate import recalibrate_batch_stats
 from jaxbp.train.state import TrainState, create_state
 from jaxbp.train.steps import make_eval_step, make_train_step
 
@@ -51,7 +52,9 @@ def _eval_fn(model: nn.Module, task: str, with_pred: bool):
 
 def init_states(stacked_variables: dict[str, Any], tx: optax.GradientTransformation) -> TrainState:
   """Stacked (N, ...) TrainStates from stacked variables (host arrays)."""
-  return jax.device_get(jax.vmap(lambda v: create_state(v, tx))(stacked_variables))
+  # One program per optimizer (eagerly, every leaf's zeros/broadcasts compiled a small program of its own).
+  init = programs.cached_jit(("init_states", tx), lambda: jax.vmap(lambda v: create_state(v, tx)))
+  return jax.device_get(init(stacked_variables))
 
 
 def evaluate_many(engine: Engine, groups, split: dict[str, np.ndarray], batch_size: int,
@@ -80,6 +83,19 @@ def predict_many(model: nn.Module, stacked_variables: dict[str, Any], split: dic
     _, (pred, _, _) = eng.step(groups, (b,), ())
     outs.append(np.asarray(pred)[:, b["mask"] > 0])
   return np.concatenate(outs, axis=1)
+
+
+def _recalibrated(model: nn.Module, host: TrainState, active: np.ndarray, train: dict[str, np.ndarray],
+                  batch_size: int) -> TrainState:
+  """Host states whose active candidates' BatchNorm statistics are re-estimated on `train` with dropout off
+  (`recalibrate_batch_stats`, as `fit` does before each validation); training continues from the originals."""
+  cands = [jax.tree.map(lambda x, i=i: x[i], host.variables) for i in range(len(active))]
+  if "batch_stats" not in host.model_state:
+    return host
+  cands = [recalibrate_batch_stats(model, v, train, batch_size=batch_size) if a else v
+           for v, a in zip(cands, active)]
+  stats = jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *[v["batch_stats"] for v in cands])
+  return host.replace(model_state={**host.model_state, "batch_stats": stats})
 
 
 def fit_many(model: nn.Module, stacked_variables: dict[str, Any], train: dict[str, np.ndarray],
@@ -127,10 +143,15 @@ def fit_many(model: nn.Module, stacked_variables: dict[str, Any], train: dict[st
     epochs_run[active] = epoch
     records = [{"epoch": epoch, "train_mse": float(losses[i])} for i in range(n)]
     if epoch % config.val_every == 0 or epoch == config.max_epochs:
-      val_mse = evaluate_many(ev, groups, val, config.batch_size, active)
+      if config.recalibrate_bn:  # validate (and keep) each active candidate with exact dropout-off BN statistics
+        host = _recalibrated(model, eng.stacked(groups), active, train, config.batch_size)
+        val_mse = evaluate_many(ev, ev.groups(host), val, config.batch_size, active)
+      else:
+        host = None
+        val_mse = evaluate_many(ev, groups, val, config.batch_size, active)
       improved = active & (val_mse < best_mse)
       if improved.any():
-        host = eng.stacked(groups)
+        host = eng.stacked(groups) if host is None else host
         for i in np.flatnonzero(improved):
           best_vars[i] = jax.tree.map(lambda x, i=i: x[i], host.variables)
       best_mse = np.where(improved, val_mse, best_mse)
