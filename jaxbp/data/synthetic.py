@@ -10,7 +10,9 @@ nuisance), plus residual baseline wander, white noise and a random gain/offset (
 The BP is therefore predictable from the z-scored PPG shape through stiffness (which sets most of a
 subject's SBP: the PPG's rise time and its reflected wave's delay and size) and heart rate (tied to DBP),
 which correlate strongly with but do not determine it (version 2 made this link strong enough for the
-seed network to beat the naive baseline clearly on the default sweep's budget).
+seed network to beat the naive baseline clearly on the default sweep's budget; version 3 ties DBP more to SBP
+(0.8 vs 0.55 of its spread) and heart rate more to DBP, so DBP is predictable too: the seed's rotation-0 DBP
+MAE 5.1-5.8 mmHg against the naive 7.6 over three seeds at 100 epochs).
 
 SP/DP labels come from the generated ABP with the benchmark's own sig2sig rule
 (`jaxbp.metrics.sig2sig.sbp_dbp_from_abp`); a window where the rule finds no beat is redrawn.
