@@ -27,17 +27,18 @@ from jaxbp.data.batching import padded_batches
 from jaxbp.data.benchmark_files import Fold
 from jaxbp.data.protocol import Scalers, make_rotation, n_rotations
 from jaxbp.data.specs import DatasetSpec
-from jaxbp.models import ModelConfig, build, config_to_dict
+from jaxbp.models import ModelConfig, build, config_to_dict, init_variables
 from jaxbp.models.configs import TASKS, model_name
 from jaxbp.nas import search as search_lib
 from jaxbp.nas.pareto import pareto_front
 from jaxbp.nas.supernet import choices, exported_config, inherit, supernet
 from jaxbp.train.crossval import RotationResult, pooled_report, rotation_result, run_rotation
 from jaxbp.train.engine import Engine, EngineConfig, resolve_auto, stack
-from jaxbp.train.fit_many import fit_many, predict_many
+from jaxbp.train import precompile
+from jaxbp.train.fit_many import fit_many, precompile_many, predict_many
 from jaxbp.train.memory import peak_rss
 from jaxbp.train.programs import compile_seconds
-from jaxbp.train.fit import FitConfig
+from jaxbp.train.fit import FitConfig, precompile_fit
 
 DEFAULT_LAMBDAS = tuple(float(x) for x in np.logspace(-11, -7, 18))
 
@@ -219,6 +220,9 @@ def run_sweep(folds: Sequence[Fold], spec: DatasetSpec, seed_config: ModelConfig
     split = make_rotation(folds, spec, k, scalers)
     t0, c0 = time.perf_counter(), compile_seconds()
     pending = [i for i in mine if RotationResult.load(rdir / f"candidate_{i:02d}", k) is None]
+    if not engines and (pending or (config.train_seed and process_index == 0)):
+      _precompile_ahead(model, seed_config, spec, split, config, k, len(pending), cost,
+                        seed_network=config.train_seed and process_index == 0)
     if pending:
       final, why = search_rotation(model, shapes, split, spec, config, k, rdir, progress, step=step,
                                    candidates=mine, tag=tag)
@@ -259,6 +263,28 @@ def run_sweep(folds: Sequence[Fold], spec: DatasetSpec, seed_config: ModelConfig
   cand_info = {i: [r.info for r in rs] for i, rs in cand_results.items()}
   return _summarize(out, config, seed_config, spec, rotations, cand_results, cand_info, seed_results, timings,
                     engines)
+
+
+def _precompile_ahead(model, seed_config: ModelConfig, spec: DatasetSpec, split, config: SweepConfig, rotation: int,
+                      n: int, cost, *, seed_network: bool) -> None:
+  """Starts compiling the fine-tune (and seed network) programs in the background while the search compiles
+  and runs (`jaxbp.train.precompile`): same structures, shapes and settings as `_finetune_all` and
+  `run_rotation` will use; every rotation reuses them."""
+  task = TASKS[model_name(seed_config)]
+  if n:
+    state = jax.eval_shape(lambda k: search_lib.init_state(model, k, spec.window, config.search), jax.random.key(0))
+    like = {"params": state.params, "arch": state.arch, "nas_state": state.nas_state, **state.model_state}
+    like = jax.tree.map(lambda a: np.zeros((n, *a.shape), a.dtype), like)
+    frozen = supernet(seed_config, "frozen", config.search.ops)
+    finetune = dataclasses.replace(config.finetune, progress=False)
+    precompile.ahead("the fine-tune programs", lambda: precompile_many(
+        frozen, like, split["train"], split["val"], finetune, task=task, seed=config.seed * 10 + rotation,
+        engine=config.engine))
+  if seed_network:
+    plain = build(seed_config)
+    precompile.ahead("the seed network's programs", lambda: precompile_fit(
+        plain, init_variables(plain, jax.random.fold_in(jax.random.key(config.seed), rotation), spec.window),
+        split["train"], split["val"], config.finetune, task=task, seed=config.seed * 10 + rotation))
 
 
 def _finetune_all(pending, final, split, spec, seed_config, shapes, config, rotation, scalers, rdir, progress,

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from jaxbp.data.batching import batches, padded_batches
 from jaxbp.train import programs
-from jaxbp.train.recalibrate import recalibrate_batch_stats
+from jaxbp.train.recalibrate import precompile_recalibration, recalibrate_batch_stats
 from jaxbp.train.state import create_state
 from jaxbp.train.steps import make_eval_step, make_train_step
 
@@ -112,6 +112,20 @@ def predict(model: nn.Module, variables: dict[str, Any], split: dict[str, np.nda
   for b in padded_batches(split, batch_size):
     outs.append(np.asarray(eval_step(variables, b)[0])[b["mask"] > 0])
   return np.concatenate(outs)
+
+
+def precompile_fit(model: nn.Module, variables: dict[str, Any], train: dict[str, np.ndarray],
+                   val: dict[str, np.ndarray], config: FitConfig, *, task: str, seed: int) -> None:
+  """Compiles the train and eval programs `fit` (and `predict`) will run for these arguments, without training
+  (for `jaxbp.train.precompile.ahead`; values are irrelevant, structure and shapes are not)."""
+  tx, tx_key = optimizer(config)
+  state = create_state(variables, tx)
+  batch = next(iter(train_batches(train, config.batch_size, seed * 100_003 + 1, variables)))
+  key = jax.random.fold_in(jax.random.key(seed), state.step)
+  train_program(model, tx, tx_key, task).lower(state, batch, key).compile()
+  eval_program(model, task).lower(state.variables, next(iter(padded_batches(val, config.batch_size)))).compile()
+  if config.recalibrate_bn:
+    precompile_recalibration(model, variables, train, config.batch_size)
 
 
 def fit(model: nn.Module, variables: dict[str, Any], train: dict[str, np.ndarray], val: dict[str, np.ndarray],

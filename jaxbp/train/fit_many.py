@@ -24,7 +24,7 @@ from jaxbp.data.batching import padded_batches
 from jaxbp.train import programs
 from jaxbp.train.engine import Engine, EngineConfig, plan_memory, resolve_auto
 from jaxbp.train.fit import FitConfig, FitResult, optimizer, train_batches
-from jaxbp.train.recalibrate import recalibrate_batch_stats
+from jaxbp.train.recalibrate import precompile_recalibration, recalibrate_batch_stats
 from jaxbp.train.state import TrainState, create_state
 from jaxbp.train.steps import make_eval_step, make_train_step
 
@@ -98,14 +98,9 @@ def _recalibrated(model: nn.Module, host: TrainState, active: np.ndarray, train:
   return host.replace(model_state={**host.model_state, "batch_stats": stats})
 
 
-def fit_many(model: nn.Module, stacked_variables: dict[str, Any], train: dict[str, np.ndarray],
-             val: dict[str, np.ndarray], config: FitConfig, *, task: str, seed: int,
-             engine: EngineConfig = EngineConfig(), desc: str = "train") -> tuple[list[FitResult], dict[str, Any]]:
-  """Trains N stacked candidates (leading axis of every leaf of `stacked_variables`) under the protocol.
-
-  Returns (one `FitResult` per candidate with its best variables as host arrays, the engine record: strategy,
-  why, memory plan). "auto" times vmap and loop on the candidates' own state and data (CPU) as the search does.
-  """
+def _engines(model: nn.Module, stacked_variables: dict[str, Any], train: dict[str, np.ndarray], config: FitConfig,
+             task: str, seed: int, engine: EngineConfig) -> tuple[Engine, Engine, TrainState, jax.Array, dict]:
+  """(train engine, eval engine, stacked initial states, the dropout base key, the engine record) of `fit_many`."""
   n = jax.tree.leaves(stacked_variables)[0].shape[0]
   tx, tx_key = optimizer(config)
   train_fn = _train_fn(model, tx, tx_key, task)
@@ -125,6 +120,33 @@ def fit_many(model: nn.Module, stacked_variables: dict[str, Any], train: dict[st
   eng = Engine(train_fn, n, engine_config, n_shared=2)
   # One eval program (with predictions) serves validation and the test predictions (`predict_many`).
   ev = Engine(_eval_fn(model, task, True), n, engine_config, n_shared=1, donate=False)
+  return eng, ev, states, key, {**why, "strategy": engine_config.strategy}
+
+
+def precompile_many(model: nn.Module, stacked_variables: dict[str, Any], train: dict[str, np.ndarray],
+                    val: dict[str, np.ndarray], config: FitConfig, *, task: str, seed: int,
+                    engine: EngineConfig = EngineConfig()) -> None:
+  """Compiles the programs `fit_many` (and `predict_many`) will run for these arguments, without training:
+  call it ahead (e.g. `jaxbp.train.precompile.ahead`) with variables of the right structure and shapes (values
+  are irrelevant); the later call then finds them compiled. Memory planning and strategy choice run as there."""
+  eng, ev, states, key, _ = _engines(model, stacked_variables, train, config, task, seed, engine)
+  batch = next(iter(train_batches(train, config.batch_size, seed * 100_003 + 1, stacked_variables)))
+  eng.lower(states, (batch, jax.random.fold_in(key, 0)), ()).compile()
+  ev.lower(states, (next(iter(padded_batches(val, config.batch_size))),), ()).compile()
+  if config.recalibrate_bn and "batch_stats" in states.model_state:
+    precompile_recalibration(model, jax.tree.map(lambda x: x[0], states.variables), train, config.batch_size)
+
+
+def fit_many(model: nn.Module, stacked_variables: dict[str, Any], train: dict[str, np.ndarray],
+             val: dict[str, np.ndarray], config: FitConfig, *, task: str, seed: int,
+             engine: EngineConfig = EngineConfig(), desc: str = "train") -> tuple[list[FitResult], dict[str, Any]]:
+  """Trains N stacked candidates (leading axis of every leaf of `stacked_variables`) under the protocol.
+
+  Returns (one `FitResult` per candidate with its best variables as host arrays, the engine record: strategy,
+  why, memory plan). "auto" times vmap and loop on the candidates' own state and data (CPU) as the search does.
+  """
+  n = jax.tree.leaves(stacked_variables)[0].shape[0]
+  eng, ev, states, key, why = _engines(model, stacked_variables, train, config, task, seed, engine)
   groups = eng.groups(states)
   active = np.ones(n, bool)
   best_mse, best_epoch, bad = np.full(n, np.inf), np.zeros(n, int), np.zeros(n, int)
@@ -172,4 +194,4 @@ def fit_many(model: nn.Module, stacked_variables: dict[str, Any], train: dict[st
                  for i, v in enumerate(best_vars)]
   results = [FitResult(variables=best_vars[i], best_epoch=int(best_epoch[i]), best_val_mse=float(best_mse[i]),
                        epochs_run=int(epochs_run[i]), history=history[i], seconds=seconds) for i in range(n)]
-  return results, {**why, "strategy": engine_config.strategy}
+  return results, why

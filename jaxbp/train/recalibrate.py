@@ -17,7 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxbp.data.batching import batches
+from jaxbp.data.batching import padded_batches
+from jaxbp.train.steps import batchnorm_mask
 
 # flax BatchNorm: ra <- momentum * ra + (1 - momentum) * batch statistic.
 _BN_STATS = ("mean", "var")
@@ -52,9 +53,10 @@ def _momenta(model: nn.Module, x_shape: tuple[int, ...]) -> dict[tuple[str, ...]
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _batch_stats(model: nn.Module, variables: dict[str, Any], x: jax.Array) -> Any:
-  """Running statistics after one train-mode step on `x` (parameters untouched)."""
-  _, new = model.apply(variables, x, train=True, mutable=["batch_stats"])
+def _batch_stats(model: nn.Module, variables: dict[str, Any], x: jax.Array, mask: jax.Array) -> Any:
+  """Running statistics after one train-mode step on the rows of `x` where `mask` is 1 (parameters untouched)."""
+  with nn.intercept_methods(batchnorm_mask(mask)):
+    _, new = model.apply(variables, x, train=True, mutable=["batch_stats"])
   return new["batch_stats"]
 
 
@@ -74,12 +76,15 @@ def recalibrate_batch_stats(model: nn.Module, variables: dict[str, Any], split: 
   momenta = _momenta(model, (1, *split["x"].shape[1:]))
   if not momenta:
     return variables
-  old = variables["batch_stats"]
-  total = jax.tree.map(jnp.zeros_like, old)
+  # The averaging is host-side NumPy in float64 (eager jnp ops would compile a small program per shape).
+  old = jax.tree.map(lambda x: np.asarray(x, np.float64), jax.device_get(variables["batch_stats"]))
+  dtypes = jax.tree.map(lambda x: np.asarray(x).dtype, variables["batch_stats"])
+  total = jax.tree.map(np.zeros_like, old)
   count = 0
-  for batch in batches(split, batch_size):
-    n = len(batch["x"])
-    new = _batch_stats(model, variables, jnp.asarray(batch["x"]))
+  for batch in padded_batches(split, batch_size):  # one shape: the padding is masked out of the statistics
+    n = int(batch["mask"].sum())
+    new = jax.tree.map(lambda x: np.asarray(x, np.float64),
+                       jax.device_get(_batch_stats(model, variables, batch["x"], batch["mask"])))
 
     def recover(path, o, nw):
       names = tuple(k.key for k in path)
@@ -89,4 +94,14 @@ def recalibrate_batch_stats(model: nn.Module, variables: dict[str, Any], split: 
     stat = jax.tree_util.tree_map_with_path(recover, old, new)
     total = jax.tree.map(lambda t, s, n=n: t + n * s, total, stat)
     count += n
-  return {**variables, "batch_stats": jax.tree.map(lambda t: t / count, total)}
+  return {**variables, "batch_stats": jax.tree.map(lambda t, d: (t / count).astype(d), total, dtypes)}
+
+
+def precompile_recalibration(model: nn.Module, variables: dict[str, Any], split: dict[str, np.ndarray],
+                             batch_size: int = 256) -> None:
+  """Compiles what `recalibrate_batch_stats(model, variables, split, batch_size=...)` runs, without running it
+  (for `jaxbp.train.precompile.ahead`)."""
+  model = without_dropout(model)
+  _momenta(model, (1, *split["x"].shape[1:]))
+  batch = next(iter(padded_batches(split, batch_size)))
+  _batch_stats.lower(model, variables, batch["x"], batch["mask"]).compile()

@@ -1,0 +1,30 @@
+"""Compiling programs ahead, in a background thread, while the current work runs.
+
+XLA's CPU compiler works mostly on one core. A sweep compiles its search program first and its fine-tune and
+seed programs only when it gets to them; started here while the search compiles and runs, they use the other
+core. `jax.jit(f).lower(...).compile()` fills the same cache as the first call `f(...)` with arguments of those
+shapes and placements, so the later call compiles nothing. A failure here only loses the head start: it is
+logged and the program compiles when first called, as it would have anyway.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+from collections.abc import Callable
+from typing import Any
+
+_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="jaxbp-precompile")
+_LOG = logging.getLogger(__name__)
+
+
+def ahead(what: str, compile_fn: Callable[[], Any]) -> concurrent.futures.Future:
+  """Runs `compile_fn()` in the background compile thread (one at a time, in submission order)."""
+
+  def run() -> None:
+    try:
+      compile_fn()
+    except Exception as e:  # pylint: disable=broad-except  (a head start, never a failure of the run)
+      _LOG.warning("precompiling %s failed (it compiles when first called): %s: %s", what, type(e).__name__, e)
+
+  return _POOL.submit(run)
