@@ -17,6 +17,17 @@ from jaxbp import models  # noqa: E402
 
 # A small ResNet1d (fast to compile) for end-to-end tests of training and sweeps.
 TINY_RESNET = models.ResNet1dConfig(first_kernel=5, kernel=3, n_blocks=2, base_filters=8)
+TINY_WINDOW = 64  # samples per window of `tiny_regression_data`
+
+
+@pytest.fixture(scope="module")
+def tiny_regression_data():
+  """(train, val) splits of random (N, TINY_WINDOW, 1) windows with 2 targets in [0, 1): 45 and 20 windows."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  rng = np.random.default_rng(0)
+  split = lambda n: {"x": rng.normal(size=(n, TINY_WINDOW, 1)).astype(np.float32),
+                     "y": rng.uniform(size=(n, 2)).astype(np.float32)}
+  return split(45), split(20)
 
 
 @pytest.fixture(scope="session")

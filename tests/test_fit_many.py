@@ -6,7 +6,7 @@ import numpy as np
 import optax
 import pytest
 
-from tests.conftest import TINY_RESNET
+from tests.conftest import TINY_RESNET, TINY_WINDOW
 from jaxbp import cost
 from jaxbp.data.batching import batches, padded_batches
 from jaxbp.models import build, init_variables
@@ -18,17 +18,12 @@ from jaxbp.train.fit_many import fit_many, predict_many
 from jaxbp.train.memory import MemoryBudgetError, parse_size
 from jaxbp.train.state import create_state
 
-L = 64
-
-
-def _split(rng, n):
-  return {"x": rng.normal(size=(n, L, 1)).astype(np.float32), "y": rng.uniform(size=(n, 2)).astype(np.float32)}
+L = TINY_WINDOW
 
 
 @pytest.fixture(scope="module")
-def data():
-  rng = np.random.default_rng(0)
-  return _split(rng, 45), _split(rng, 20)
+def data(tiny_regression_data):
+  return tiny_regression_data
 
 
 def test_padded_batches_have_one_shape_and_a_mask():

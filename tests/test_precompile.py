@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from tests.conftest import TINY_RESNET
+from tests.conftest import TINY_RESNET, TINY_WINDOW
 from jaxbp.models import build, init_variables
 from jaxbp.nas.supernet import supernet
 from jaxbp.train import precompile
@@ -14,20 +14,15 @@ from jaxbp.train.engine import EngineConfig, stack
 from jaxbp.train.fit import FitConfig, fit, precompile_fit
 from jaxbp.train.fit_many import fit_many, precompile_many
 
-L = 64
+L = TINY_WINDOW
 _COMPILES = []
 jax.monitoring.register_event_duration_secs_listener(
     lambda event, duration, **_: _COMPILES.append(event) if event.endswith("backend_compile_duration") else None)
 
 
-def _split(rng, n):
-  return {"x": rng.normal(size=(n, L, 1)).astype(np.float32), "y": rng.uniform(size=(n, 2)).astype(np.float32)}
-
-
 @pytest.fixture(scope="module")
-def data():
-  rng = np.random.default_rng(0)
-  return _split(rng, 45), _split(rng, 20)
+def data(tiny_regression_data):
+  return tiny_regression_data
 
 
 def _compiles(fn):
