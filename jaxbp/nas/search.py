@@ -61,6 +61,11 @@ class SearchState:
   opt_w: optax.OptState
   opt_a: optax.OptState
 
+  @property
+  def variables(self) -> dict[str, Any]:
+    """The supernet's variables dict ("params", "arch", "nas_state" and the model state collections)."""
+    return {"params": self.params, "arch": self.arch, "nas_state": self.nas_state, **self.model_state}
+
 
 def optimizers(config: SearchConfig) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
   return optax.adam(config.weight_lr), optax.adam(config.arch_lr)

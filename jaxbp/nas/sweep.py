@@ -27,18 +27,19 @@ from jaxbp.data.batching import padded_batches
 from jaxbp.data.benchmark_files import Fold
 from jaxbp.data.protocol import Scalers, make_rotation, n_rotations
 from jaxbp.data.specs import DatasetSpec
-from jaxbp.models import ModelConfig, build, config_to_dict, init_variables
+from jaxbp.models import ModelConfig, build, config_to_dict
 from jaxbp.models.configs import TASKS, model_name
 from jaxbp.nas import search as search_lib
 from jaxbp.nas.pareto import pareto_front
 from jaxbp.nas.supernet import choices, exported_config, inherit, supernet
-from jaxbp.train.crossval import RotationResult, pooled_report, rotation_result, run_rotation
+from jaxbp.train.crossval import (RotationResult, fit_seed, pooled_report, precompile_rotation, rotation_result,
+                                  run_rotation)
 from jaxbp.train.engine import Engine, EngineConfig, resolve_auto, stack
 from jaxbp.train import precompile
 from jaxbp.train.fit_many import fit_many, precompile_many, predict_many
 from jaxbp.train.memory import peak_rss
 from jaxbp.train.programs import compile_seconds
-from jaxbp.train.fit import FitConfig, precompile_fit
+from jaxbp.train.fit import FitConfig
 
 DEFAULT_LAMBDAS = tuple(float(x) for x in np.logspace(-11, -7, 18))
 
@@ -157,7 +158,7 @@ def search_rotation(model, shapes, split, spec: DatasetSpec, config: SweepConfig
         {"epoch": epoch + 1, "state": flax.serialization.to_state_dict(state)}))
   bar.close()
   state = engine.stacked(groups)
-  return {"params": state.params, "arch": state.arch, "nas_state": state.nas_state, **state.model_state}, why
+  return state.variables, why
 
 
 def search_step(model, shapes, config: SweepConfig, task: str, cost: costs.Cost | None = None):
@@ -214,15 +215,20 @@ def run_sweep(folds: Sequence[Fold], spec: DatasetSpec, seed_config: ModelConfig
   tag = "" if process_count == 1 else f"_p{process_index}"
   timings: dict[str, float] = {}
   engines: dict[str, Any] = {}
+  ahead = {"finetune": False, "seed": False}  # programs already compiling in the background
   for k in rotations:
     rdir = out / f"rotation_{k}"
     rdir.mkdir(exist_ok=True)
     split = make_rotation(folds, spec, k, scalers)
     t0, c0 = time.perf_counter(), compile_seconds()
     pending = [i for i in mine if RotationResult.load(rdir / f"candidate_{i:02d}", k) is None]
-    if not engines and (pending or (config.train_seed and process_index == 0)):
-      _precompile_ahead(model, seed_config, spec, split, config, k, len(pending), cost,
-                        seed_network=config.train_seed and process_index == 0)
+    sdir = rdir / "seed_network"
+    seed_pending = config.train_seed and process_index == 0 and RotationResult.load(sdir, k) is None
+    # Each kind of program once: every rotation reuses them.
+    n_ahead, seed_ahead = (0 if ahead["finetune"] else len(pending)), seed_pending and not ahead["seed"]
+    if n_ahead or seed_ahead:
+      _precompile_ahead(model, seed_config, spec, split, config, k, n_ahead, seed_network=seed_ahead)
+      ahead = {"finetune": ahead["finetune"] or bool(n_ahead), "seed": ahead["seed"] or seed_ahead}
     if pending:
       final, why = search_rotation(model, shapes, split, spec, config, k, rdir, progress, step=step,
                                    candidates=mine, tag=tag)
@@ -236,15 +242,13 @@ def run_sweep(folds: Sequence[Fold], spec: DatasetSpec, seed_config: ModelConfig
           rdir, progress, cost)
       timings[f"finetune_rotation_{k}_s"] = time.perf_counter() - t0
       timings[f"finetune_rotation_{k}_compile_s"] = compile_seconds() - c0
-    if config.train_seed and process_index == 0:
-      sdir = rdir / "seed_network"
-      if not (sdir.exists() and RotationResult.load(sdir, k) is not None):
-        t0, c0 = time.perf_counter(), compile_seconds()
-        res = run_rotation(folds, spec, seed_config, config.finetune, k, scalers, seed=config.seed)
-        sdir.mkdir(exist_ok=True)
-        res.save(sdir)
-        timings[f"seed_rotation_{k}_s"] = time.perf_counter() - t0
-        timings[f"seed_rotation_{k}_compile_s"] = compile_seconds() - c0
+    if seed_pending:
+      t0, c0 = time.perf_counter(), compile_seconds()
+      res = run_rotation(folds, spec, seed_config, config.finetune, k, scalers, seed=config.seed)
+      sdir.mkdir(exist_ok=True)
+      res.save(sdir)
+      timings[f"seed_rotation_{k}_s"] = time.perf_counter() - t0
+      timings[f"seed_rotation_{k}_compile_s"] = compile_seconds() - c0
   if barrier is not None:
     barrier("jaxbp-sweep-finished")
   if process_index != 0:
@@ -266,25 +270,21 @@ def run_sweep(folds: Sequence[Fold], spec: DatasetSpec, seed_config: ModelConfig
 
 
 def _precompile_ahead(model, seed_config: ModelConfig, spec: DatasetSpec, split, config: SweepConfig, rotation: int,
-                      n: int, cost, *, seed_network: bool) -> None:
+                      n: int, *, seed_network: bool) -> None:
   """Starts compiling the fine-tune (and seed network) programs in the background while the search compiles
   and runs (`jaxbp.train.precompile`): same structures, shapes and settings as `_finetune_all` and
   `run_rotation` will use; every rotation reuses them."""
-  task = TASKS[model_name(seed_config)]
   if n:
     state = jax.eval_shape(lambda k: search_lib.init_state(model, k, spec.window, config.search), jax.random.key(0))
-    like = {"params": state.params, "arch": state.arch, "nas_state": state.nas_state, **state.model_state}
-    like = jax.tree.map(lambda a: np.zeros((n, *a.shape), a.dtype), like)
+    like = jax.tree.map(lambda a: np.zeros((n, *a.shape), a.dtype), state.variables)  # `final`'s structure
     frozen = supernet(seed_config, "frozen", config.search.ops)
     finetune = dataclasses.replace(config.finetune, progress=False)
     precompile.ahead("the fine-tune programs", lambda: precompile_many(
-        frozen, like, split["train"], split["val"], finetune, task=task, seed=config.seed * 10 + rotation,
-        engine=config.engine))
+        frozen, like, split["train"], split["val"], finetune, task=TASKS[model_name(seed_config)],
+        seed=fit_seed(config.seed, rotation), engine=config.engine))
   if seed_network:
-    plain = build(seed_config)
-    precompile.ahead("the seed network's programs", lambda: precompile_fit(
-        plain, init_variables(plain, jax.random.fold_in(jax.random.key(config.seed), rotation), spec.window),
-        split["train"], split["val"], config.finetune, task=task, seed=config.seed * 10 + rotation))
+    precompile.ahead("the seed network's programs", lambda: precompile_rotation(
+        split, spec, seed_config, config.finetune, rotation, seed=config.seed))
 
 
 def _finetune_all(pending, final, split, spec, seed_config, shapes, config, rotation, scalers, rdir, progress,
@@ -297,7 +297,7 @@ def _finetune_all(pending, final, split, spec, seed_config, shapes, config, rota
   finetune = dataclasses.replace(config.finetune, progress=progress)
   frozen = supernet(seed_config, "frozen", config.search.ops)
   results, why = fit_many(frozen, final, split["train"], split["val"], finetune, task=task,
-                          seed=config.seed * 10 + rotation, engine=config.engine,
+                          seed=fit_seed(config.seed, rotation), engine=config.engine,
                           desc=f"fine-tune rotation {rotation} ({len(pending)} candidates)")
   t0 = time.perf_counter()
   best = stack([r.variables for r in results])

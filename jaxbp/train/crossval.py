@@ -21,7 +21,7 @@ from jaxbp.data.protocol import Scalers, make_rotation, n_rotations
 from jaxbp.data.specs import DatasetSpec
 from jaxbp.models import ModelConfig, build, count_params, init_variables
 from jaxbp.models.configs import TASKS, model_name
-from jaxbp.train.fit import FitConfig, FitResult, fit, predict
+from jaxbp.train.fit import FitConfig, FitResult, fit, precompile_fit, predict
 
 InitFn = Callable[[int, Any], dict[str, Any]]  # (rotation, model) -> initial variables
 
@@ -71,14 +71,33 @@ def run_rotation(folds: Sequence[Fold], spec: DatasetSpec, config: ModelConfig, 
   """Trains on rotation `rotation` (test k, val k+1, train rest) and predicts its test fold."""
   task = TASKS[model_name(config)]
   split = make_rotation(folds, spec, rotation, scalers)
-  model = build(config)
-  key = jax.random.fold_in(jax.random.key(seed), rotation)
-  variables = init_fn(rotation, model) if init_fn else init_variables(model, key, spec.window)
-  res = fit(model, variables, split["train"], split["val"], fit_config, task=task, seed=seed * 10 + rotation,
+  model, variables = _rotation_start(spec, config, rotation, seed, init_fn)
+  res = fit(model, variables, split["train"], split["val"], fit_config, task=task, seed=fit_seed(seed, rotation),
             desc=f"rotation {rotation}")
   t0 = time.perf_counter()
   pred = predict(model, res.variables, split["test"], fit_config.batch_size, task)
   return rotation_result(pred, split, scalers, task, rotation, res, predict_seconds=time.perf_counter() - t0)
+
+
+def fit_seed(seed: int, rotation: int) -> int:
+  """The seed of rotation `rotation`'s training run (shuffling, dropout) in a run seeded `seed`."""
+  return seed * 10 + rotation
+
+
+def _rotation_start(spec: DatasetSpec, config: ModelConfig, rotation: int, seed: int,
+                    init_fn: InitFn | None = None) -> tuple[Any, dict[str, Any]]:
+  """(module, initial variables) of `config` for rotation `rotation` of a run seeded `seed`."""
+  model = build(config)
+  key = jax.random.fold_in(jax.random.key(seed), rotation)
+  return model, (init_fn(rotation, model) if init_fn else init_variables(model, key, spec.window))
+
+
+def precompile_rotation(split: dict[str, dict[str, np.ndarray]], spec: DatasetSpec, config: ModelConfig,
+                        fit_config: FitConfig, rotation: int, *, seed: int) -> None:
+  """Compiles the programs `run_rotation` with these arguments will run (for `jaxbp.train.precompile.ahead`)."""
+  model, variables = _rotation_start(spec, config, rotation, seed)
+  precompile_fit(model, variables, split["train"], split["val"], fit_config, task=TASKS[model_name(config)],
+                 seed=fit_seed(seed, rotation))
 
 
 def rotation_result(pred: np.ndarray, split: dict[str, dict[str, np.ndarray]], scalers: Scalers, task: str,

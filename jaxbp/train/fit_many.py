@@ -99,8 +99,9 @@ def _recalibrated(model: nn.Module, host: TrainState, active: np.ndarray, train:
 
 
 def _engines(model: nn.Module, stacked_variables: dict[str, Any], train: dict[str, np.ndarray], config: FitConfig,
-             task: str, seed: int, engine: EngineConfig) -> tuple[Engine, Engine, TrainState, jax.Array, dict]:
-  """(train engine, eval engine, stacked initial states, the dropout base key, the engine record) of `fit_many`."""
+             task: str, seed: int, engine: EngineConfig) -> tuple[Engine, Engine, TrainState, jax.Array, tuple, dict]:
+  """(train engine, eval engine, stacked initial states, the dropout base key, the probe step's shared arguments
+  (first batch, key), the engine record) of `fit_many`."""
   n = jax.tree.leaves(stacked_variables)[0].shape[0]
   tx, tx_key = optimizer(config)
   train_fn = _train_fn(model, tx, tx_key, task)
@@ -120,7 +121,7 @@ def _engines(model: nn.Module, stacked_variables: dict[str, Any], train: dict[st
   eng = Engine(train_fn, n, engine_config, n_shared=2)
   # One eval program (with predictions) serves validation and the test predictions (`predict_many`).
   ev = Engine(_eval_fn(model, task, True), n, engine_config, n_shared=1, donate=False)
-  return eng, ev, states, key, {**why, "strategy": engine_config.strategy}
+  return eng, ev, states, key, (probe, probe_key), {**why, "strategy": engine_config.strategy}
 
 
 def precompile_many(model: nn.Module, stacked_variables: dict[str, Any], train: dict[str, np.ndarray],
@@ -129,9 +130,8 @@ def precompile_many(model: nn.Module, stacked_variables: dict[str, Any], train: 
   """Compiles the programs `fit_many` (and `predict_many`) will run for these arguments, without training:
   call it ahead (e.g. `jaxbp.train.precompile.ahead`) with variables of the right structure and shapes (values
   are irrelevant); the later call then finds them compiled. Memory planning and strategy choice run as there."""
-  eng, ev, states, key, _ = _engines(model, stacked_variables, train, config, task, seed, engine)
-  batch = next(iter(train_batches(train, config.batch_size, seed * 100_003 + 1, stacked_variables)))
-  eng.lower(states, (batch, jax.random.fold_in(key, 0)), ()).compile()
+  eng, ev, states, _, probe, _ = _engines(model, stacked_variables, train, config, task, seed, engine)
+  eng.lower(states, probe, ()).compile()
   ev.lower(states, (next(iter(padded_batches(val, config.batch_size))),), ()).compile()
   if config.recalibrate_bn and "batch_stats" in states.model_state:
     precompile_recalibration(model, jax.tree.map(lambda x: x[0], states.variables), train, config.batch_size)
@@ -146,7 +146,7 @@ def fit_many(model: nn.Module, stacked_variables: dict[str, Any], train: dict[st
   why, memory plan). "auto" times vmap and loop on the candidates' own state and data (CPU) as the search does.
   """
   n = jax.tree.leaves(stacked_variables)[0].shape[0]
-  eng, ev, states, key, why = _engines(model, stacked_variables, train, config, task, seed, engine)
+  eng, ev, states, key, _, why = _engines(model, stacked_variables, train, config, task, seed, engine)
   groups = eng.groups(states)
   active = np.ones(n, bool)
   best_mse, best_epoch, bad = np.full(n, np.inf), np.zeros(n, int), np.zeros(n, int)

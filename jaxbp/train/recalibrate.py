@@ -77,14 +77,12 @@ def recalibrate_batch_stats(model: nn.Module, variables: dict[str, Any], split: 
   if not momenta:
     return variables
   # The averaging is host-side NumPy in float64 (eager jnp ops would compile a small program per shape).
-  old = jax.tree.map(lambda x: np.asarray(x, np.float64), jax.device_get(variables["batch_stats"]))
-  dtypes = jax.tree.map(lambda x: np.asarray(x).dtype, variables["batch_stats"])
+  old = jax.tree.map(lambda x: np.asarray(x, np.float64), variables["batch_stats"])
   total = jax.tree.map(np.zeros_like, old)
   count = 0
   for batch in padded_batches(split, batch_size):  # one shape: the padding is masked out of the statistics
     n = int(batch["mask"].sum())
-    new = jax.tree.map(lambda x: np.asarray(x, np.float64),
-                       jax.device_get(_batch_stats(model, variables, batch["x"], batch["mask"])))
+    new = jax.tree.map(lambda x: np.asarray(x, np.float64), _batch_stats(model, variables, batch["x"], batch["mask"]))
 
     def recover(path, o, nw):
       names = tuple(k.key for k in path)
@@ -94,7 +92,8 @@ def recalibrate_batch_stats(model: nn.Module, variables: dict[str, Any], split: 
     stat = jax.tree_util.tree_map_with_path(recover, old, new)
     total = jax.tree.map(lambda t, s, n=n: t + n * s, total, stat)
     count += n
-  return {**variables, "batch_stats": jax.tree.map(lambda t, d: (t / count).astype(d), total, dtypes)}
+  return {**variables, "batch_stats": jax.tree.map(lambda t, o: (t / count).astype(o.dtype), total,
+                                                   variables["batch_stats"])}
 
 
 def precompile_recalibration(model: nn.Module, variables: dict[str, Any], split: dict[str, np.ndarray],
