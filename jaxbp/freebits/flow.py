@@ -545,6 +545,18 @@ def markdown(platform: str, tab: Mapping[str, Any], rows: Sequence[Mapping[str, 
   return "\n".join(lines)
 
 
+def finish_latency_plot(fig, ax, platform: str, ylabel: str, path: Path) -> None:
+  """Axis labels (x: latency in % of 8-bit on `platform`), grid and legend; saves `fig` to `path` and closes it."""
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  ax.set_xlabel(f"simulated latency on {platform} (% of 8-bit)")
+  ax.set_ylabel(ylabel)
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
 def plot(platform: str, tab: Mapping[str, Any], path: Path) -> None:
   """Latency (% of 8-bit) vs error; an arrow from every configuration to its free-bits version."""
   import matplotlib  # pylint: disable=import-outside-toplevel
@@ -568,13 +580,8 @@ def plot(platform: str, tab: Mapping[str, Any], path: Path) -> None:
   for kind, c in colors.items():
     ax.scatter([], [], c=c, label=kind)
   ax.scatter([], [], c="w", edgecolors="k", marker="*", label="+ free bits (arrow)")
-  ax.set_xlabel(f"simulated latency on {platform} (% of 8-bit)")
-  ax.set_ylabel("test error (mean SBP/DBP MAE, mmHg; classification: 100 - accuracy %)")
-  ax.grid(alpha=0.3)
-  ax.legend(fontsize=8)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  finish_latency_plot(fig, ax, platform, "test error (mean SBP/DBP MAE, mmHg; classification: 100 - accuracy %)",
+                      path)
 
 
 def pareto(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -614,13 +621,7 @@ def plot_fronts(platform: str, cmp: Mapping[str, Any], path: Path) -> None:
     if front:
       xs, ys = zip(*front)
       ax.step(xs, ys, where="post", marker="o", label=name)
-  ax.set_xlabel(f"simulated latency on {platform} (% of 8-bit)")
-  ax.set_ylabel("test error (mean MAE, mmHg)")
-  ax.grid(alpha=0.3)
-  ax.legend(fontsize=8)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  finish_latency_plot(fig, ax, platform, "test error (mean MAE, mmHg)", path)
 
 
 # ---- the whole flow ---------------------------------------------------------------------------------------------

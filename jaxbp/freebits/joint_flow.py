@@ -174,10 +174,4 @@ def plot_points(platform: str, rows: Sequence[Mapping[str, Any]], path: Path) ->
   for x in rows:
     if x["kind"].startswith("baseline"):
       ax.annotate(x["name"], (x["latency_pct"], x["error"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
-  ax.set_xlabel(f"simulated latency on {platform} (% of 8-bit)")
-  ax.set_ylabel("test error (mean SBP/DBP MAE, mmHg)")
-  ax.grid(alpha=0.3)
-  ax.legend(fontsize=8)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  flow.finish_latency_plot(fig, ax, platform, "test error (mean SBP/DBP MAE, mmHg)", path)
