@@ -122,3 +122,13 @@ def test_lower_temperature_sharpens_expected_cost():
   hard = cost.params()(arch, shapes, 1e-3)
   choice = sn.choices(arch, shapes)
   assert float(hard) == pytest.approx(float(cost.params()(cost.one_hot_arch(shapes, choice), shapes)), rel=1e-5)
+
+
+def test_exact_counts_of_a_supernet_needs_a_choice_for_every_searchable_layer():
+  cfg = models.seed_config("resnet1d", "ppgbp")
+  sup_shapes = cost.trace(sn.supernet(cfg), 262)
+  with pytest.raises(ValueError, match="plain network or a choice"):
+    cost.exact_counts(sup_shapes)
+  partial = {l.name: "conv" for l in sup_shapes.layers[1:]}
+  with pytest.raises(ValueError, match=sup_shapes.layers[0].name):
+    cost.exact_counts(sup_shapes, partial)
