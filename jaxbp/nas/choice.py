@@ -6,9 +6,9 @@ softmax temperature in "nas_state" ({"temperature": ()} per layer, not trained).
   gumbel      θ = softmax((α + g)/T), g ~ Gumbel(0, 1) from the "gumbel" rng stream
   hard        straight-through: forward one_hot(argmax θ), backward through softmax(α/T)
   hard_gumbel straight-through on the Gumbel sample
-  frozen      fine-tuning an exported choice: only branch argmax α runs (`nn.switch`: one program serves
-              every architecture; unjitted or looped it computes one branch, under vmap a select of all)
-Output = Σ_i θ_i · branch_i(x); every branch sees the same input (frozen: branch_argmax α(x)).
+  frozen      fine-tuning an exported choice: θ = one_hot(argmax α) (one program serves every architecture)
+Output = Σ_i θ_i · branch_i(x), computed as one conv with the θ-mixed kernel of the branches
+(`jaxbp.nas.superkernel`: every alternative is linear with the slot's window).
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxbp.models.layers import OP_MODULES, OPS, SlotSpec
+from jaxbp.models.layers import OPS, SlotSpec
+from jaxbp.nas.superkernel import OpKernel, dense_conv
 
 MODES = ("soft", "gumbel", "hard", "hard_gumbel", "frozen")
 
@@ -63,20 +64,15 @@ class ChoiceConv(nn.Module):
       raise ValueError(f"layer {self.name!r}: identity is not a valid alternative for {self.spec}")
     alpha = self.variable("arch", "alpha", jnp.zeros, (len(self.ops),)).value
     temperature = self.variable("nas_state", "temperature", jnp.ones, ()).value
-    if self.mode == "frozen" and not self.is_initializing():
-      branches = [functools.partial(_branch, op=op, spec=self.spec) for op in self.ops]
-      return nn.switch(jnp.argmax(alpha), branches, self, x)
     needs_key = self.mode in ("gumbel", "hard_gumbel")
     w = theta(alpha, temperature, self.mode, self.make_rng("gumbel") if needs_key else None)
-    out = 0.0
+    # One conv with the θ-mixed kernel (`jaxbp.nas.superkernel`): Σ_i θ_i op_i(x) by linearity.
+    kernel, bias = 0.0, 0.0
     for i, op in enumerate(self.ops):
-      out = out + w[i] * OP_MODULES[op](self.spec, name=op)(x)
-    return out
-
-
-def _branch(module: nn.Module, x: jax.Array, *, op: str, spec: SlotSpec) -> jax.Array:
-  del module  # the ChoiceConv scope the branch module is created in.
-  return OP_MODULES[op](spec, name=op)(x)
+      k, b = OpKernel(self.spec, op, name=op)()
+      kernel = kernel + w[i] * k
+      bias = bias if b is None else bias + w[i] * b
+    return dense_conv(x, kernel, None if isinstance(bias, float) else bias, self.spec)
 
 
 @functools.lru_cache(maxsize=None)

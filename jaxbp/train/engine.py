@@ -8,8 +8,7 @@ Strategies (the fastest depends on the backend; `tools/bench_sweep.py` measures 
         candidate axis is sharded over all devices (`jax.sharding`), `chunk_size` bounds memory.
   loop  one jitted single-candidate step, called per candidate (candidates spread over devices
         round-robin, so dispatch overlaps across devices; on CPU one device: they share the cores).
-"auto" is vmap (on CPU the two measured within 1 % on the PPGBP search, with the im2col conv formulation of
-`jaxbp.models.layers`; fine-tuning frozen choices picks loop on CPU, see `jaxbp.train.fit_many`); "measure"
+"auto" is vmap on accelerators and loop on CPU (`auto_strategy`, measured there); "measure"
 makes `resolve_auto` time a few real steps of each on the run's own state and data and pick the faster (callers
 record the measurement) — at the price of compiling both programs.
 """
@@ -230,25 +229,34 @@ def time_strategies(step: Callable[..., tuple[Any, Any]], n: int, stacked: Any, 
   return out
 
 
+def auto_strategy(n: int) -> str:
+  """What "auto" runs for n candidates: vmap on accelerators (and for one candidate), loop on CPU.
+
+  On CPU (2 cores, PPGBP ResNet1d supernet search, 18 candidates, batch 32) a loop ran 38.5 candidate-steps/s
+  and compiled in 15 s, vmap 31.5/s and 24 s: the vmapped activations (18x) fall out of the caches and the
+  steps are memory-bound (`tools/bench_sweep.py --strategy loop|vmap`)."""
+  return "loop" if jax.default_backend() == "cpu" and n > 1 else "vmap"
+
+
 def resolve_auto(step: Callable[..., tuple[Any, Any]], n: int, stacked: Any, shared: Sequence[Any],
                  per: Sequence[Any], config: EngineConfig = EngineConfig(), *, n_shared: int = 2
                  ) -> tuple[EngineConfig, dict[str, Any]]:
   """(config with "auto" replaced by a concrete strategy and the vmap chunk fitted to the memory limit, a
   JSON-able record of why).
 
-  vmap on accelerators and for a single candidate; on CPU the faster of vmap and loop by `time_strategies`.
+  "auto": `auto_strategy` (no timing); "measure": the faster of vmap and loop by `time_strategies`.
+  The memory plan is made for the strategy that runs (planning a vmap program that then does not run would
+  compile it for nothing).
   """
   config.resolved_strategy()  # validates the name
+  backend = jax.default_backend()
+  chosen_by = "config"
+  if config.strategy == "auto" or (config.strategy == "measure" and n == 1):
+    config, chosen_by = dataclasses.replace(config, strategy=auto_strategy(n)), f"auto ({backend}, n={n})"
   config, budget = plan_memory(step, n, stacked, shared, per, config)
   extra = {"memory": budget} if budget else {}
-  if config.strategy not in ("auto", "measure"):
-    return config, {"strategy": config.strategy, "chosen_by": "config", **extra}
-  backend = jax.default_backend()
-  if config.strategy == "auto" or n == 1:
-    # Timing both strategies compiles both: on CPU they measured within 1 % of each other on the PPGBP search
-    # (0.901 vs 0.903 s per step, 18 candidates), so "auto" takes vmap; "measure" times them.
-    return dataclasses.replace(config, strategy="vmap"), {"strategy": "vmap", "chosen_by": f"auto ({backend}, n={n})",
-                                                          **extra}
+  if config.strategy != "measure":
+    return config, {"strategy": config.strategy, "chosen_by": chosen_by, **extra}
   seconds = time_strategies(step, n, stacked, shared, per, config, n_shared=n_shared)
   best = min(seconds, key=seconds.get)
   return dataclasses.replace(config, strategy=best), {"strategy": best, "chosen_by": f"measured on {backend}",

@@ -10,7 +10,6 @@ is masked (the loop skips it, a vmapped chunk keeps its state), never retraced. 
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import Any
 
@@ -22,7 +21,7 @@ from tqdm.auto import tqdm
 
 from jaxbp.data.batching import padded_batches
 from jaxbp.train import programs
-from jaxbp.train.engine import Engine, EngineConfig, plan_memory, resolve_auto
+from jaxbp.train.engine import Engine, EngineConfig, resolve_auto
 from jaxbp.train.fit import FitConfig, FitResult, optimizer, train_batches
 from jaxbp.train.recalibrate import precompile_recalibration, recalibrate_batch_stats
 from jaxbp.train.state import TrainState, create_state
@@ -109,15 +108,7 @@ def _engines(model: nn.Module, stacked_variables: dict[str, Any], train: dict[st
   key = jax.random.key(seed)
   probe = next(iter(train_batches(train, config.batch_size, seed * 100_003 + 1, stacked_variables)))
   probe_key = jax.random.fold_in(key, 0)
-  if engine.strategy == "auto" and jax.default_backend() == "cpu" and n > 1:
-    # Frozen choices: a looped step runs only each candidate's own branches (`nn.switch`), a vmapped one a
-    # select of all of them; and timing both would compile both. Loop on CPU, within the memory budget.
-    engine_config, budget = plan_memory(train_fn, n, states, (probe, probe_key), (),
-                                        dataclasses.replace(engine, strategy="loop"))
-    why = {"strategy": "loop", "chosen_by": "auto (cpu: frozen choices run one branch each in a loop)",
-           **({"memory": budget} if budget else {})}
-  else:
-    engine_config, why = resolve_auto(train_fn, n, states, (probe, probe_key), (), engine, n_shared=2)
+  engine_config, why = resolve_auto(train_fn, n, states, (probe, probe_key), (), engine, n_shared=2)
   eng = Engine(train_fn, n, engine_config, n_shared=2)
   # One eval program (with predictions) serves validation and the test predictions (`predict_many`).
   ev = Engine(_eval_fn(model, task, True), n, engine_config, n_shared=1, donate=False)
@@ -143,7 +134,7 @@ def fit_many(model: nn.Module, stacked_variables: dict[str, Any], train: dict[st
   """Trains N stacked candidates (leading axis of every leaf of `stacked_variables`) under the protocol.
 
   Returns (one `FitResult` per candidate with its best variables as host arrays, the engine record: strategy,
-  why, memory plan). "auto" times vmap and loop on the candidates' own state and data (CPU) as the search does.
+  why, memory plan). "auto" is `jaxbp.train.engine.auto_strategy` (loop on CPU), "measure" times both.
   """
   n = jax.tree.leaves(stacked_variables)[0].shape[0]
   eng, ev, states, key, _, why = _engines(model, stacked_variables, train, config, task, seed, engine)
