@@ -85,10 +85,11 @@ def test_candidates_sharded_over_two_host_devices():
       assert len(jax.devices()) == 2, jax.devices()
       import tests.test_engine as t
       from jaxbp.train.engine import Engine, EngineConfig
-      eng = Engine(t._toy_step, 6, EngineConfig("vmap"))
+      assert len(Engine(t._toy_step, 6, EngineConfig("vmap")).devices) == 1  # CPU: one device unless asked
+      eng = Engine(t._toy_step, 6, EngineConfig("vmap", devices=2))
       groups = eng.groups(t._init(6))
       assert len(groups[0]["w"].sharding.device_set) == 2, groups[0]["w"].sharding
-      w2 = t._run(EngineConfig("vmap"))["w"]
+      w2 = t._run(EngineConfig("vmap", devices=2))["w"]
       wl = t._run(EngineConfig("loop"))["w"]
       np.testing.assert_allclose(w2, wl, rtol=1e-5, atol=1e-6)
       print("OK")

@@ -36,7 +36,8 @@ class EngineConfig:
   Attributes:
     strategy: "auto", "measure", "vmap" or "loop".
     chunk_size: vmap at most this many candidates per call (None: all at once).
-    devices: number of devices to shard over (None: all of this process's `jax.local_devices()`).
+    devices: number of devices to shard over (None: all of this process's `jax.local_devices()` on accelerators,
+      one on CPU, whose host "devices" share the same cores).
     memory_limit: bytes the candidates' step may use at once (None: no limit). With a limit, vmap chunks hold
       at most as many candidates as fit (`jaxbp.train.memory`), and a step that does not fit even for one
       candidate is refused before training (`MemoryBudgetError`).
@@ -77,9 +78,11 @@ class Engine:
     self.strategy = config.resolved_strategy()
     local = jax.local_devices()  # this process's share of a multi-process run
     devices = local[: config.devices or len(local)]
-    if self.strategy == "loop" and config.devices is None and devices[0].platform == "cpu":
-      # CPU "devices" share the same cores: a loop spread over them ran no faster (0.451 vs 0.431 s per step of
-      # 18 frozen-choice PPGBP candidates) but compiled every program once per device.
+    if config.devices is None and devices[0].platform == "cpu":
+      # CPU "devices" share the same cores. A loop spread over them ran no faster (0.451 vs 0.431 s per step of
+      # 18 frozen-choice PPGBP candidates) but compiled every program once per device; a vmap sharded over them
+      # intermittently aborted a PPGBP sweep's fine-tuning (XLA's CPU all-gather rendezvous timed out, 2 of 3
+      # cold runs of `--strategy vmap --chunk-size 2`). Several CPU devices only when asked (`devices`).
       devices = devices[:1]
     self.devices = devices
     if self.strategy == "vmap":
