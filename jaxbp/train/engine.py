@@ -82,7 +82,7 @@ class Engine:
       # CPU "devices" share the same cores. A loop spread over them ran no faster (0.451 vs 0.431 s per step of
       # 18 frozen-choice PPGBP candidates) but compiled every program once per device; a vmap sharded over them
       # intermittently aborted a PPGBP sweep's fine-tuning (XLA's CPU all-gather rendezvous timed out, 2 of 3
-      # cold runs of `--strategy vmap --chunk-size 2`). Several CPU devices only when asked (`devices`).
+      # runs of `--strategy vmap --chunk-size 2`). Several CPU devices only when asked (`devices`).
       devices = devices[:1]
     self.devices = devices
     if self.strategy == "vmap":
