@@ -73,6 +73,15 @@ def _padding(padding: str | int):
   return padding if isinstance(padding, str) else [(padding, padding)]
 
 
+def block_diagonal(kernel: jax.Array, groups: int) -> jax.Array:
+  """A grouped kernel (K, Cin/g, Cout) as the dense (K, Cin, Cout) one with zero off-diagonal blocks."""
+  if groups == 1:
+    return kernel
+  k, cg, cout = kernel.shape
+  blocks = kernel.reshape(k, cg, groups, cout // groups)
+  return jnp.einsum("kcgo,hg->khcgo", blocks, jnp.eye(groups, dtype=kernel.dtype)).reshape(k, cg * groups, cout)
+
+
 def im2col_conv(lhs: jax.Array, rhs: jax.Array, window_strides, padding, *args, feature_group_count: int = 1,
                 **kwargs) -> jax.Array:
   """1-D NWC/WIO convolution from strided slices and one matmul (drop-in for `lax.conv_general_dilated`).
@@ -99,9 +108,7 @@ def im2col_conv(lhs: jax.Array, rhs: jax.Array, window_strides, padding, *args, 
   taps = [x[:, i:i + s * (lout - 1) + 1:s, :] for i in range(k)]  # K x (B, L', Cin)
   if g > 1 and cg == 1 and cout == cin:  # depthwise
     return sum(t * rhs[i, 0] for i, t in enumerate(taps))
-  if g > 1:  # grouped -> block-diagonal dense kernel (K, Cin, Cout)
-    blocks = rhs.reshape(k, cg, g, cout // g)
-    rhs = jnp.einsum("kcgo,hg->khcgo", blocks, jnp.eye(g, dtype=rhs.dtype)).reshape(k, cin, cout)
+  rhs = block_diagonal(rhs, g)  # grouped -> block-diagonal dense kernel (K, Cin, Cout)
   cols = jnp.concatenate(taps, axis=-1) if k > 1 else taps[0]  # (B, L', K*Cin)
   return jnp.einsum("blc,co->blo", cols, rhs.reshape(k * cin, cout))
 

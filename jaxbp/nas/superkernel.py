@@ -19,7 +19,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxbp.models.layers import SlotSpec, conv_impl, torch_bias_init, torch_kernel_init
+from jaxbp.models.layers import SlotSpec, block_diagonal, conv_impl, torch_bias_init, torch_kernel_init
 
 
 class ConvParams(nn.Module):
@@ -47,15 +47,6 @@ class ConvParams(nn.Module):
 def identity_tap(spec: SlotSpec) -> int:
   """The kernel tap that reads x[l] at output l of a stride-1 slot: the zeros padded before the first sample."""
   return (spec.kernel - 1) // 2 if isinstance(spec.padding, str) else spec.padding
-
-
-def block_diagonal(kernel: jax.Array, groups: int) -> jax.Array:
-  """A grouped kernel (K, Cin/g, Cout) as the dense (K, Cin, Cout) one with zero off-diagonal blocks."""
-  if groups == 1:
-    return kernel
-  k, cg, cout = kernel.shape
-  blocks = kernel.reshape(k, cg, groups, cout // groups)
-  return jnp.einsum("kcgo,hg->khcgo", blocks, jnp.eye(groups, dtype=kernel.dtype)).reshape(k, cg * groups, cout)
 
 
 class OpKernel(nn.Module):
