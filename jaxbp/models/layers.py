@@ -69,7 +69,8 @@ def torch_bias_init(fan_in: int):
   return init
 
 
-def _padding(padding: str | int):
+def conv_padding(padding: str | int):
+  """A `SlotSpec.padding` as lax/nn.Conv take it: "SAME", or [(p, p)] for an explicit symmetric padding."""
   return padding if isinstance(padding, str) else [(padding, padding)]
 
 
@@ -127,7 +128,7 @@ def conv_impl(impl: str = "auto"):
 def _conv(features: int, kernel: int, *, in_features: int, stride: int = 1, padding: str | int = "SAME",
           groups: int = 1, use_bias: bool = True, impl: str = "auto", name: str) -> nn.Conv:
   """An nn.Conv with PyTorch's default init and the backend's conv formulation."""
-  return nn.Conv(features, (kernel,), strides=(stride,), padding=_padding(padding), feature_group_count=groups,
+  return nn.Conv(features, (kernel,), strides=(stride,), padding=conv_padding(padding), feature_group_count=groups,
                  use_bias=use_bias, conv_general_dilated=conv_impl(impl), kernel_init=torch_kernel_init,
                  bias_init=torch_bias_init(in_features // groups * kernel), name=name)
 

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxbp.models.layers import OPS, SlotSpec
-from jaxbp.nas.superkernel import OpKernel, dense_conv
+from jaxbp.nas.superkernel import OpKernel, dense_conv, identity_tap
 
 MODES = ("soft", "gumbel", "hard", "hard_gumbel", "frozen")
 
@@ -60,19 +60,21 @@ class ChoiceConv(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    if "id" in self.ops and not self.spec.allows_identity:
-      raise ValueError(f"layer {self.name!r}: identity is not a valid alternative for {self.spec}")
+    if "id" in self.ops:
+      if not self.spec.allows_identity:
+        raise ValueError(f"layer {self.name!r}: identity is not a valid alternative for {self.spec}")
+      if not isinstance(self.spec.padding, str) and 2 * identity_tap(self.spec) != self.spec.kernel - 1:
+        raise ValueError(f"layer {self.name!r}: padding {self.spec.padding} with kernel {self.spec.kernel} changes "
+                         "the length; identity is not an alternative here")
     alpha = self.variable("arch", "alpha", jnp.zeros, (len(self.ops),)).value
     temperature = self.variable("nas_state", "temperature", jnp.ones, ()).value
     needs_key = self.mode in ("gumbel", "hard_gumbel")
     w = theta(alpha, temperature, self.mode, self.make_rng("gumbel") if needs_key else None)
     # One conv with the θ-mixed kernel (`jaxbp.nas.superkernel`): Σ_i θ_i op_i(x) by linearity.
-    kernel, bias = 0.0, 0.0
-    for i, op in enumerate(self.ops):
-      k, b = OpKernel(self.spec, op, name=op)()
-      kernel = kernel + w[i] * k
-      bias = bias if b is None else bias + w[i] * b
-    return dense_conv(x, kernel, None if isinstance(bias, float) else bias, self.spec)
+    parts = [(w[i], *OpKernel(self.spec, op, name=op)()) for i, op in enumerate(self.ops)]
+    kernel = sum(t * k for t, k, _ in parts)
+    biases = [t * b for t, _, b in parts if b is not None]
+    return dense_conv(x, kernel, sum(biases) if biases else None, self.spec)
 
 
 @functools.lru_cache(maxsize=None)

@@ -19,7 +19,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxbp.models.layers import SlotSpec, block_diagonal, conv_impl, torch_bias_init, torch_kernel_init
+from jaxbp.models.layers import (SlotSpec, block_diagonal, conv_impl, conv_padding, torch_bias_init,
+                                 torch_kernel_init)
 
 
 class ConvParams(nn.Module):
@@ -65,22 +66,14 @@ class OpKernel(nn.Module):
       dw, _ = ConvParams(s.in_features, s.kernel, s.in_features, s.in_features, False, name="depthwise")()
       pw, bias = ConvParams(s.features, 1, s.in_features, 1, s.use_bias, name="pointwise")()
       return dw[:, 0, :, None] * pw[0][None], bias  # (K, Cin, 1) * (1, Cin, Cout)
-    if self.op == "id":
-      if not s.allows_identity:
-        raise ValueError(f"layer {self.name!r}: identity needs in==out channels and stride 1, got {s}")
-      tap = identity_tap(s)
-      if 2 * tap != s.kernel - 1 and not isinstance(s.padding, str):
-        raise ValueError(f"layer {self.name!r}: padding {s.padding} with kernel {s.kernel} changes the length; "
-                         "identity is not an alternative here")
+    if self.op == "id":  # the caller (`ChoiceConv`) has checked that identity fits the slot
       eye = jnp.eye(s.in_features, dtype=jnp.float32)
-      return jnp.zeros((s.kernel, s.in_features, s.features), jnp.float32).at[tap].set(eye), None
-    raise ValueError(f"layer {self.name!r}: unknown op {self.op!r}")
+      return jnp.zeros((s.kernel, s.in_features, s.features), jnp.float32).at[identity_tap(s)].set(eye), None
+    raise ValueError(f"layer {'/'.join(self.path[:-1])!r}: unknown op {self.op!r}")
 
 
 def dense_conv(x: jax.Array, kernel: jax.Array, bias: jax.Array | None, spec: SlotSpec) -> jax.Array:
   """The slot's conv with a dense kernel: x (B, L, Cin), kernel (K, Cin, Cout) -> (B, L', Cout)."""
-  padding = spec.padding if isinstance(spec.padding, str) else [(spec.padding, spec.padding)]
-  conv = conv_impl("auto")
-  y = conv(x, kernel, (spec.stride,), padding, dimension_numbers=jax.lax.conv_dimension_numbers(
-      x.shape, kernel.shape, ("NWC", "WIO", "NWC")))
+  y = conv_impl("auto")(x, kernel, (spec.stride,), conv_padding(spec.padding),
+                        dimension_numbers=("NWC", "WIO", "NWC"))
   return y if bias is None else y + bias
