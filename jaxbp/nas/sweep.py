@@ -23,7 +23,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jaxbp import cost as costs
-from jaxbp.data.batching import padded_batches
+from jaxbp.data.batching import num_batches, padded_batches
 from jaxbp.data.benchmark_files import Fold
 from jaxbp.data.protocol import Scalers, make_rotation, n_rotations
 from jaxbp.data.specs import DatasetSpec
@@ -34,7 +34,7 @@ from jaxbp.nas.pareto import pareto_front
 from jaxbp.nas.supernet import choices, exported_config, inherit, supernet
 from jaxbp.train.crossval import (RotationResult, fit_seed, pooled_report, precompile_rotation, rotation_result,
                                   run_rotation)
-from jaxbp.train.engine import Engine, EngineConfig, resolve_auto, stack
+from jaxbp.train.engine import Engine, EngineConfig, resolve_auto, stack, step_chunks
 from jaxbp.train import precompile
 from jaxbp.train.fit_many import fit_many, precompile_many, predict_many
 from jaxbp.train.memory import peak_rss
@@ -122,6 +122,7 @@ def search_rotation(model, shapes, split, spec: DatasetSpec, config: SweepConfig
     state = flax.serialization.from_state_dict(state, restored["state"])
     start_epoch = int(restored["epoch"])
   lams = np.asarray(config.lambdas, np.float32)[idx]
+  k = config.engine.steps_for(num_batches(len(split["train"]["x"]), config.batch_size))  # steps per call
   chosen = workdir / f"engine{tag}.json"
   if chosen.exists():  # a resumed rotation continues with the strategy (and chunking) it started with
     why = json.loads(chosen.read_text())
@@ -130,7 +131,8 @@ def search_rotation(model, shapes, split, spec: DatasetSpec, config: SweepConfig
   else:  # "auto": time both strategies on this rotation's own state and data, within the memory budget
     probe = (next(padded_batches(split["train"], config.batch_size, seed=0)),
              next(padded_batches(split["val"], config.batch_size)))
-    engine_config, why = resolve_auto(step, n, state, probe, (lams, keys), config.engine, n_shared=2)
+    engine_config, why = resolve_auto(step, n, state, probe, (lams, keys), config.engine, n_shared=2,
+                                      scan_steps=k)
     why["chunk_size"] = engine_config.chunk_size
     _write_json(chosen, why)
   engine = Engine(step, n, engine_config, n_shared=2)
@@ -143,12 +145,14 @@ def search_rotation(model, shapes, split, spec: DatasetSpec, config: SweepConfig
     groups = [search_lib.set_temperature(g, temperature) for g in groups]
     ep_seed = (config.seed * 1000 + rotation) * 10_000 + epoch
     val_iter = _cycle(split["val"], config.batch_size, ep_seed + 1)
-    metrics = []
-    for tb in padded_batches(split["train"], config.batch_size, seed=ep_seed):
-      vb = next(val_iter)
-      groups, m = engine.step(groups, (tb, vb), (lams, keys))
+    metrics, valids = [], []
+    for args in step_chunks(((tb, next(val_iter)) for tb in padded_batches(
+        split["train"], config.batch_size, seed=ep_seed)), k):
+      groups, m = engine.run(groups, args, (lams, keys))
       metrics.append(m)
-    m = jax.device_get(jax.tree.map(lambda *xs: np.mean(np.stack(xs), axis=0), *metrics))
+      valids.append(args[0])
+    m = jax.tree.map(lambda *xs: np.mean(np.concatenate([x[:, v] for x, v in zip(xs, valids)], 1), axis=1),
+                     *jax.device_get(metrics))
     history.append({"epoch": epoch + 1, "temperature": temperature,
                     **{k: np.asarray(v).tolist() for k, v in m.items()}})
     bar.set_postfix(val=f"{np.mean(m['val_mse']):.4f}")

@@ -15,13 +15,14 @@ from typing import Any
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from jaxbp.data.batching import padded_batches
+from jaxbp.data.batching import num_batches, padded_batches
 from jaxbp.train import programs
-from jaxbp.train.engine import Engine, EngineConfig, resolve_auto
+from jaxbp.train.engine import Engine, EngineConfig, resolve_auto, step_chunks
 from jaxbp.train.fit import FitConfig, FitResult, optimizer, train_batches
 from jaxbp.train.recalibrate import precompile_recalibration, recalibrate_batch_stats
 from jaxbp.train.state import TrainState, create_state
@@ -56,14 +57,33 @@ def init_states(stacked_variables: dict[str, Any], tx: optax.GradientTransformat
   return jax.device_get(init(stacked_variables))
 
 
+def step_keys(key: jax.Array, start: int, k: int) -> jax.Array:
+  """The dropout keys fold_in(key, step) of steps start … start+k-1, (k,), in one compiled program."""
+  fold = programs.cached_jit(("step_keys", k), lambda: lambda key, start: jax.vmap(
+      lambda i: jax.random.fold_in(key, i))(start + jnp.arange(k, dtype=jnp.uint32)))
+  return fold(key, np.uint32(start))
+
+
+def eval_steps(config: EngineConfig, split: dict[str, np.ndarray], batch_size: int) -> int:
+  """Steps per `Engine.run` call when evaluating `split` (its padded batches)."""
+  return config.steps_for(num_batches(len(split["x"]), batch_size))
+
+
+def _eval_outputs(engine: Engine, groups, split: dict[str, np.ndarray], batch_size: int, k: int,
+                  active: np.ndarray | None = None):
+  """Yields (valid (k,), (pred, sse, n) each (N, k, ...) on the host) per call over `split`'s padded batches."""
+  for valid, batches in step_chunks(((b,) for b in padded_batches(split, batch_size)), k):
+    _, m = engine.run(groups, (valid, batches), (), active)
+    yield valid, jax.device_get(m)
+
+
 def evaluate_many(engine: Engine, groups, split: dict[str, np.ndarray], batch_size: int,
-                  active: np.ndarray | None = None) -> np.ndarray:
-  """Per-candidate mean squared error (N,) over `split` (NaN for inactive candidates)."""
+                  active: np.ndarray | None = None, k: int = 1) -> np.ndarray:
+  """Per-candidate mean squared error (N,) over `split` (NaN for inactive candidates); `k` batches per call."""
   sse, count = 0.0, 0.0
-  for batch in padded_batches(split, batch_size):
-    _, m = engine.step(groups, (batch,), (), active)
-    _, s, c = jax.device_get(m)
-    sse, count = sse + np.asarray(s, np.float64), count + np.asarray(c, np.float64)
+  for valid, (_, s, c) in _eval_outputs(engine, groups, split, batch_size, k, active):
+    sse = sse + np.sum(np.asarray(s, np.float64)[:, valid], axis=1)
+    count = count + np.sum(np.asarray(c, np.float64)[:, valid], axis=1)
   return sse / count
 
 
@@ -76,12 +96,11 @@ def predict_many(model: nn.Module, stacked_variables: dict[str, Any], split: dic
   if engine.strategy == "auto":
     engine = EngineConfig("vmap", engine.chunk_size, engine.devices, engine.memory_limit)
   eng = Engine(_eval_fn(model, task, True), n, engine, n_shared=1, donate=False)
-  groups = eng.groups(states)
-  outs = []
-  for b in padded_batches(split, batch_size):
-    _, (pred, _, _) = eng.step(groups, (b,), ())
-    outs.append(np.asarray(pred)[:, b["mask"] > 0])
-  return np.concatenate(outs, axis=1)
+  outs = [np.asarray(pred)[:, valid] for valid, (pred, _, _) in
+          _eval_outputs(eng, eng.groups(states), split, batch_size, eval_steps(engine, split, batch_size))]
+  pred = np.concatenate(outs, axis=1)  # (N, batches, B, ...)
+  mask = np.concatenate([b["mask"] for b in padded_batches(split, batch_size)]) > 0
+  return pred.reshape(n, -1, *pred.shape[3:])[:, mask]
 
 
 def _recalibrated(model: nn.Module, host: TrainState, active: np.ndarray, train: dict[str, np.ndarray],
@@ -108,11 +127,12 @@ def _engines(model: nn.Module, stacked_variables: dict[str, Any], train: dict[st
   key = jax.random.key(seed)
   probe = next(iter(train_batches(train, config.batch_size, seed * 100_003 + 1, stacked_variables)))
   probe_key = jax.random.fold_in(key, 0)
-  engine_config, why = resolve_auto(train_fn, n, states, (probe, probe_key), (), engine, n_shared=2)
+  k = engine.steps_for(num_batches(len(train["x"]), config.batch_size))
+  engine_config, why = resolve_auto(train_fn, n, states, (probe, probe_key), (), engine, n_shared=2, scan_steps=k)
   eng = Engine(train_fn, n, engine_config, n_shared=2)
   # One eval program (with predictions) serves validation and the test predictions (`predict_many`).
   ev = Engine(_eval_fn(model, task, True), n, engine_config, n_shared=1, donate=False)
-  return eng, ev, states, key, (probe, probe_key), {**why, "strategy": engine_config.strategy}
+  return eng, ev, states, key, (probe, probe_key), {**why, "strategy": engine_config.strategy, "steps_per_call": k}
 
 
 def precompile_many(model: nn.Module, stacked_variables: dict[str, Any], train: dict[str, np.ndarray],
@@ -121,9 +141,11 @@ def precompile_many(model: nn.Module, stacked_variables: dict[str, Any], train: 
   """Compiles the programs `fit_many` (and `predict_many`) will run for these arguments, without training:
   call it ahead (e.g. `jaxbp.train.precompile.ahead`) with variables of the right structure and shapes (values
   are irrelevant); the later call then finds them compiled. Memory planning and strategy choice run as there."""
-  eng, ev, states, _, probe, _ = _engines(model, stacked_variables, train, config, task, seed, engine)
-  eng.lower(states, probe, ()).compile()
-  ev.lower(states, (next(iter(padded_batches(val, config.batch_size))),), ()).compile()
+  eng, ev, states, key, probe, why = _engines(model, stacked_variables, train, config, task, seed, engine)
+  eng.lower(states, probe, (), why["steps_per_call"]).compile()
+  step_keys(key, 0, why["steps_per_call"])
+  ev.lower(states, (next(iter(padded_batches(val, config.batch_size))),), (),
+           eval_steps(engine, val, config.batch_size)).compile()
   if config.recalibrate_bn and "batch_stats" in states.model_state:
     precompile_recalibration(model, jax.tree.map(lambda x: x[0], states.variables), train, config.batch_size)
 
@@ -138,6 +160,7 @@ def fit_many(model: nn.Module, stacked_variables: dict[str, Any], train: dict[st
   """
   n = jax.tree.leaves(stacked_variables)[0].shape[0]
   eng, ev, states, key, _, why = _engines(model, stacked_variables, train, config, task, seed, engine)
+  k, k_val = why["steps_per_call"], eval_steps(engine, val, config.batch_size)
   groups = eng.groups(states)
   active = np.ones(n, bool)
   best_mse, best_epoch, bad = np.full(n, np.inf), np.zeros(n, int), np.zeros(n, int)
@@ -147,21 +170,24 @@ def fit_many(model: nn.Module, stacked_variables: dict[str, Any], train: dict[st
   start, step = time.perf_counter(), 0
   bar = tqdm(range(1, config.max_epochs + 1), desc=desc, disable=not config.progress, leave=False)
   for epoch in bar:
-    losses = []
-    for batch in train_batches(train, config.batch_size, seed * 100_003 + epoch, stacked_variables):
-      groups, loss = eng.step(groups, (batch, jax.random.fold_in(key, step)), (), active)
+    losses, valids = [], []
+    for valid, batches in step_chunks(((b,) for b in train_batches(
+        train, config.batch_size, seed * 100_003 + epoch, stacked_variables)), k):
+      groups, loss = eng.run(groups, (valid, batches, step_keys(key, step, k)), (), active)
       losses.append(loss)
-      step += 1
-    losses = np.mean(np.stack(jax.device_get(losses)), axis=0)
+      valids.append(valid)
+      step += int(valid.sum())
+    losses = np.concatenate([np.asarray(l)[:, v] for l, v in zip(jax.device_get(losses), valids)], axis=1)
+    losses = np.mean(losses, axis=1)
     epochs_run[active] = epoch
     records = [{"epoch": epoch, "train_mse": float(losses[i])} for i in range(n)]
     if epoch % config.val_every == 0 or epoch == config.max_epochs:
       if config.recalibrate_bn:  # validate (and keep) each active candidate with exact dropout-off BN statistics
         host = _recalibrated(model, eng.stacked(groups), active, train, config.batch_size)
-        val_mse = evaluate_many(ev, ev.groups(host), val, config.batch_size, active)
+        val_mse = evaluate_many(ev, ev.groups(host), val, config.batch_size, active, k_val)
       else:
         host = None
-        val_mse = evaluate_many(ev, groups, val, config.batch_size, active)
+        val_mse = evaluate_many(ev, groups, val, config.batch_size, active, k_val)
       improved = active & (val_mse < best_mse)
       if improved.any():
         host = eng.stacked(groups) if host is None else host
