@@ -10,6 +10,7 @@ is written under `out_dir` as it finishes, and a rerun resumes from what is ther
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import json
 import os
@@ -99,21 +100,22 @@ def _write_json(path: Path, obj: Any) -> None:
 
 def search_rotation(model, shapes, split, spec: DatasetSpec, config: SweepConfig, rotation: int, workdir: Path,
                     progress: bool = True, *, step=None, candidates: Sequence[int] | None = None,
-                    tag: str = "") -> tuple[dict[str, Any], dict[str, Any]]:
+                    tag: str = "", ahead: concurrent.futures.Future | None = None
+                    ) -> tuple[dict[str, Any], dict[str, Any]]:
   """Bi-level search of the `candidates` (default all) on one rotation; returns (stacked final variables as
   host numpy, the engine record).
 
   `step` is the search step (build it once per sweep: its compiled program is then reused by every rotation).
   Candidate i keeps its global key fold_in(key(seed, rotation), i) and λ_i whatever subset runs. Checkpoints
-  `workdir/search{tag}.ckpt` after every epoch; resumes from it.
+  `workdir/search{tag}.ckpt` after every epoch; resumes from it. `ahead`: the background compilation of the
+  search program (`precompile_search`), awaited before the program is first needed (not compiled twice).
   """
   task = TASKS[model_name(model.config)]
   idx = np.arange(len(config.lambdas)) if candidates is None else np.asarray(candidates)
   n = len(idx)
   if step is None:
     step = search_step(model, shapes, config, task)
-  base = jax.random.fold_in(jax.random.key(config.seed), rotation)
-  keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(idx)
+  keys = _candidate_keys(config, rotation, idx)
   init = jax.jit(jax.vmap(lambda k: search_lib.init_state(model, k, spec.window, config.search)))
   state = jax.device_get(init(keys))
   ckpt, start_epoch = workdir / f"search{tag}.ckpt", 0
@@ -121,19 +123,18 @@ def search_rotation(model, shapes, split, spec: DatasetSpec, config: SweepConfig
     restored = flax.serialization.msgpack_restore(ckpt.read_bytes())
     state = flax.serialization.from_state_dict(state, restored["state"])
     start_epoch = int(restored["epoch"])
-  lams = np.asarray(config.lambdas, np.float32)[idx]
-  k = config.engine.steps_for(num_batches(len(split["train"]["x"]), config.batch_size))  # steps per call
+  lams, keys = _per_candidate(config, rotation, idx)
+  k = _search_steps_per_call(split, config)
+  if ahead is not None:
+    ahead.result()
   chosen = workdir / f"engine{tag}.json"
   if chosen.exists():  # a resumed rotation continues with the strategy (and chunking) it started with
     why = json.loads(chosen.read_text())
     engine_config = dataclasses.replace(config.engine, strategy=why["strategy"],
-                                        chunk_size=why.get("chunk_size", config.engine.chunk_size))
+                                        chunk_size=why.get("chunk_size", config.engine.chunk_size),
+                                        threads=why.get("threads", config.engine.threads))
   else:  # "auto": time both strategies on this rotation's own state and data, within the memory budget
-    probe = (next(padded_batches(split["train"], config.batch_size, seed=0)),
-             next(padded_batches(split["val"], config.batch_size)))
-    engine_config, why = resolve_auto(step, n, state, probe, (lams, keys), config.engine, n_shared=2,
-                                      scan_steps=k)
-    why["chunk_size"] = engine_config.chunk_size
+    engine_config, why = _search_engine(step, state, split, config, (lams, keys), k)
     _write_json(chosen, why)
   engine = Engine(step, n, engine_config, n_shared=2)
   groups = engine.groups(state)
@@ -163,6 +164,50 @@ def search_rotation(model, shapes, split, spec: DatasetSpec, config: SweepConfig
   bar.close()
   state = engine.stacked(groups)
   return state.variables, why
+
+
+def _candidate_keys(config: SweepConfig, rotation: int, idx: np.ndarray) -> jax.Array:
+  """Candidate i's key fold_in(key(seed, rotation), i), (n,) typed keys."""
+  base = jax.random.fold_in(jax.random.key(config.seed), rotation)
+  return jax.vmap(lambda i: jax.random.fold_in(base, i))(idx)
+
+
+def _per_candidate(config: SweepConfig, rotation: int, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """The search step's per-candidate arguments: (λ (n,), key data (n, 2) uint32 on the host, the same bits as
+  the typed keys: the engine slices host arrays without compiling an indexing program)."""
+  keys = np.asarray(jax.random.key_data(_candidate_keys(config, rotation, idx)))
+  return np.asarray(config.lambdas, np.float32)[idx], keys
+
+
+def _search_steps_per_call(split, config: SweepConfig) -> int:
+  return config.engine.steps_for(num_batches(len(split["train"]["x"]), config.batch_size))
+
+
+def _search_engine(step, state, split, config: SweepConfig, per, k: int) -> tuple[EngineConfig, dict[str, Any]]:
+  """The search's resolved engine config and its record (strategy, chunking, threads, memory plan)."""
+  engine_config, why = resolve_auto(step, len(per[0]), state, _search_probe(split, config), per, config.engine,
+                                    n_shared=2, scan_steps=k)
+  return engine_config, {**why, "chunk_size": engine_config.chunk_size, "threads": engine_config.threads}
+
+
+def _search_probe(split, config: SweepConfig) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+  """One step's shared arguments (train batch, validation batch): shapes for planning and compiling."""
+  return (next(padded_batches(split["train"], config.batch_size, seed=0)),
+          next(padded_batches(split["val"], config.batch_size)))
+
+
+def precompile_search(model, split, spec: DatasetSpec, config: SweepConfig, rotation: int, step,
+                      candidates: Sequence[int]) -> None:
+  """Compiles the program `search_rotation` will run for these arguments (no training; for
+  `jaxbp.train.precompile.ahead`, while the initial states are computed)."""
+  idx = np.asarray(candidates)
+  like = jax.eval_shape(jax.vmap(lambda k: search_lib.init_state(model, k, spec.window, config.search)),
+                        _candidate_keys(config, rotation, idx))
+  state = jax.tree.map(lambda a: np.zeros(a.shape, a.dtype), like)
+  per = _per_candidate(config, rotation, idx)
+  k = _search_steps_per_call(split, config)
+  engine_config, _ = _search_engine(step, state, split, config, per, k)
+  Engine(step, len(idx), engine_config, n_shared=2).lower(state, _search_probe(split, config), per, k).compile()
 
 
 def search_step(model, shapes, config: SweepConfig, task: str, cost: costs.Cost | None = None):
@@ -219,7 +264,7 @@ def run_sweep(folds: Sequence[Fold], spec: DatasetSpec, seed_config: ModelConfig
   tag = "" if process_count == 1 else f"_p{process_index}"
   timings: dict[str, float] = {}
   engines: dict[str, Any] = {}
-  ahead = {"finetune": False, "seed": False}  # programs already compiling in the background
+  ahead = {"search": False, "finetune": False, "seed": False}  # programs already compiling in the background
   for k in rotations:
     rdir = out / f"rotation_{k}"
     rdir.mkdir(exist_ok=True)
@@ -230,12 +275,17 @@ def run_sweep(folds: Sequence[Fold], spec: DatasetSpec, seed_config: ModelConfig
     seed_pending = config.train_seed and process_index == 0 and RotationResult.load(sdir, k) is None
     # Each kind of program once: every rotation reuses them.
     n_ahead, seed_ahead = (0 if ahead["finetune"] else len(pending)), seed_pending and not ahead["seed"]
+    search_ahead = None
+    if pending and not ahead["search"]:  # the search program first: the search waits for it
+      search_ahead = precompile.ahead("the search program", lambda: precompile_search(
+          model, split, spec, config, k, step, mine))
+      ahead["search"] = True
     if n_ahead or seed_ahead:
       _precompile_ahead(model, seed_config, spec, split, config, k, n_ahead, seed_network=seed_ahead)
-      ahead = {"finetune": ahead["finetune"] or bool(n_ahead), "seed": ahead["seed"] or seed_ahead}
+      ahead.update(finetune=ahead["finetune"] or bool(n_ahead), seed=ahead["seed"] or seed_ahead)
     if pending:
       final, why = search_rotation(model, shapes, split, spec, config, k, rdir, progress, step=step,
-                                   candidates=mine, tag=tag)
+                                   candidates=mine, tag=tag, ahead=search_ahead)
       engines[f"search_rotation_{k}"] = why
       timings[f"search_rotation_{k}_s"] = time.perf_counter() - t0
       timings[f"search_rotation_{k}_compile_s"] = compile_seconds() - c0

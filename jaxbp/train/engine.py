@@ -294,14 +294,16 @@ def _scanned(packed: Callable[..., tuple[Any, Any]], strategy: str) -> Callable[
   """K steps of `packed` as one `lax.scan`; a padding step (valid False) is skipped by `lax.cond` (its
   predicate is shared by every candidate, so it stays a branch under vmap, not a select)."""
 
+  inner = jax.jit(packed)  # traced once: the metrics' shapes below and the branch reuse the trace
+
   def program(state, shared, per):
     valid, *seq = shared
 
     def body(st, xs):
       ok, args = xs
-      out = jax.eval_shape(packed, st, tuple(args), per)[1]
+      out = jax.eval_shape(inner, st, tuple(args), per)[1]
       skip = lambda s: (s, jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype), out))
-      return jax.lax.cond(ok, lambda s: packed(s, tuple(args), per), skip, st)
+      return jax.lax.cond(ok, lambda s: inner(s, tuple(args), per), skip, st)
 
     state, metrics = jax.lax.scan(body, state, (valid, tuple(seq)))
     if strategy == "vmap":  # (K, chunk, ...) -> (chunk, K, ...), as the engine concatenates chunks on axis 0
