@@ -68,7 +68,8 @@ class SearchState:
 
 
 def optimizers(config: SearchConfig) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
-  return optax.adam(config.weight_lr), optax.adam(config.arch_lr)
+  # Flattened (one fused update instead of one per leaf: fewer kernels to compile and run; same values).
+  return optax.flatten(optax.adam(config.weight_lr)), optax.flatten(optax.adam(config.arch_lr))
 
 
 def init_state(model: nn.Module, key: jax.Array, window: int, config: SearchConfig) -> SearchState:
