@@ -45,7 +45,8 @@ def _run(config, n=6, steps=4):
   return eng.stacked(groups)
 
 
-@pytest.mark.parametrize("config", [EngineConfig("loop"), EngineConfig("vmap", chunk_size=4),
+@pytest.mark.parametrize("config", [EngineConfig("loop"), EngineConfig("loop", threads=1),
+                                    EngineConfig("loop", threads=3), EngineConfig("vmap", chunk_size=4),
                                     EngineConfig("vmap", chunk_size=1), EngineConfig("auto")])
 def test_strategies_agree(config):
   ref = _run(EngineConfig("vmap"))
@@ -113,3 +114,40 @@ def test_memory_plan_measures_the_equalized_first_chunk():
   planned, budget = plan_memory(_toy_step, n, _init(n), (x, y), per, cfg)
   assert budget["bytes_per_candidate"] == -(-total // 3)
   assert planned.chunk_size == 3
+
+
+@pytest.mark.parametrize("config", [EngineConfig("loop"), EngineConfig("vmap", chunk_size=4)])
+def test_fetch_returns_the_selected_candidates_as_stacked_does(config):
+  n = 6
+  eng = Engine(_toy_step, n, config)
+  groups = eng.groups(_init(n))
+  x, y = jnp.ones((8, 4)), jnp.ones((8,))
+  groups, _ = eng.step(groups, (x, y), (jnp.logspace(-3, 0, n), jax.random.split(jax.random.key(0), n)))
+  whole = eng.stacked(groups)
+  got = eng.fetch(groups, [5, 0, 4], lambda s: s["w"])
+  for i, w in zip([5, 0, 4], got):
+    assert isinstance(w, np.ndarray)
+    np.testing.assert_array_equal(w, whole["w"][i])
+
+
+def test_run_equals_single_steps_and_skips_padding_steps():
+  """K steps in one call (`Engine.run`) = K calls of `step`; padding steps (valid False) change nothing."""
+  from jaxbp.train.engine import stack_steps  # pylint: disable=import-outside-toplevel
+  n = 4
+  lams, keys = jnp.logspace(-3, 0, n), jax.random.split(jax.random.key(0), n)
+  xs = [(np.full((8, 4), float(k), np.float32), np.ones((8,), np.float32)) for k in range(3)]
+  for config in (EngineConfig("loop"), EngineConfig("vmap", chunk_size=2)):
+    ref = Engine(_toy_step, n, config)
+    g = ref.groups(_init(n))
+    losses = []
+    for args in xs:
+      g, m = ref.step(g, args, (lams, keys))
+      losses.append(np.asarray(m["loss"]))
+    eng = Engine(_toy_step, n, config)
+    h, m = eng.run(eng.groups(_init(n)), stack_steps(xs, 5), (lams, keys))
+    assert m["loss"].shape == (n, 5)
+    np.testing.assert_allclose(np.asarray(m["loss"])[:, :3], np.stack(losses, 1), rtol=1e-6)
+    np.testing.assert_array_equal(np.asarray(m["loss"])[:, 3:], 0.0)
+    want, got = ref.stacked(g), eng.stacked(h)
+    np.testing.assert_array_equal(got["step"], np.full(n, 3))
+    np.testing.assert_allclose(got["w"], want["w"], rtol=1e-6)

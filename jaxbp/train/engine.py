@@ -118,8 +118,10 @@ class Engine:
     self._compiled: set[Any] = set()  # (program, argument shapes) called once already: safe to run in threads
     self._mesh = Mesh(np.array(devices), ("candidates",))
 
-  def _place(self, tree: Any, group: int) -> Any:
+  def _place(self, tree: Any, group: int, *, per: bool = False) -> Any:
     start, stop = self.bounds[group]
+    if per and len(self.devices) == 1:  # small per-candidate arguments: the call itself places them (an eager
+      return tree                       # device_put per call and candidate cost ~2 ms each)
     if self.strategy == "loop":
       return jax.device_put(tree, self.devices[group % len(self.devices)])
     spec = PartitionSpec("candidates") if (stop - start) % len(self.devices) == 0 else PartitionSpec()
@@ -145,7 +147,7 @@ class Engine:
     if steps is not None:
       fn = self._scan
       shared = stack_steps([tuple(shared)], steps)
-    return fn.lower(state, tuple(shared), tuple(self._place(part, 0)))
+    return fn.lower(state, tuple(shared), tuple(self._place(part, 0, per=True)))
 
   def stacked(self, groups: Sequence[Any]) -> Any:
     """Concatenates groups back into one host-side stacked (N, ...) pytree."""
@@ -153,6 +155,17 @@ class Engine:
     if self.strategy == "loop":
       return jax.tree.map(lambda *xs: np.stack(xs), *groups)
     return jax.tree.map(lambda *xs: np.concatenate(xs), *groups)
+
+  def fetch(self, groups: Sequence[Any], indices: Sequence[int], select: Callable[[Any], Any] = lambda s: s
+            ) -> list[Any]:
+    """Host copies of `select(state)` (e.g. only its variables) of candidates `indices`; only their groups'
+    selected arrays are transferred."""
+    owner = {i: next(g for g, (a, b) in enumerate(self.bounds) if a <= i < b) for i in indices}
+    need = sorted(set(owner.values()))
+    got = dict(zip(need, jax.device_get([select(groups[g]) for g in need])))
+    if self.strategy == "loop":
+      return [got[owner[i]] for i in indices]
+    return [jax.tree.map(lambda x, i=i: x[i - self.bounds[owner[i]][0]], got[owner[i]]) for i in indices]
 
   def step(self, groups: Sequence[Any], shared: Sequence[Any], per: Sequence[Any],
            active: np.ndarray | None = None) -> tuple[list[Any], Any]:
@@ -184,7 +197,7 @@ class Engine:
     for g, (start, stop) in enumerate(self.bounds):
       if active[start:stop].any():
         part = [p[start] if loop else p[start:stop] for p in per] + ([] if loop else [active[start:stop]])
-        calls.append((g, self._place(part, g)))
+        calls.append((g, self._place(part, g, per=True)))
     skipped = [g for g in range(len(self.bounds)) if g not in {c[0] for c in calls}]
 
     def call(c):

@@ -189,10 +189,13 @@ def fit_many(model: nn.Module, stacked_variables: dict[str, Any], train: dict[st
         host = None
         val_mse = evaluate_many(ev, groups, val, config.batch_size, active, k_val)
       improved = active & (val_mse < best_mse)
-      if improved.any():
-        host = eng.stacked(groups) if host is None else host
-        for i in np.flatnonzero(improved):
+      better = np.flatnonzero(improved)
+      if host is not None:  # recalibrated statistics: the host copy holds the weights that were validated
+        for i in better:
           best_vars[i] = jax.tree.map(lambda x, i=i: x[i], host.variables)
+      else:  # only the improved candidates' variables leave the device (not their optimizer states)
+        for i, v in zip(better, eng.fetch(groups, list(better), lambda s: s.variables)):
+          best_vars[i] = v
       best_mse = np.where(improved, val_mse, best_mse)
       best_epoch = np.where(improved, epoch, best_epoch)
       bad = np.where(improved, 0, np.where(active, bad + 1, bad))
