@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,10 +24,16 @@ def init_variables(model: nn.Module, key: jax.Array, window: int | Sequence[int]
   """Variables {"params", maybe "batch_stats", ...} of `model` for (batch, *example_shape(window)) inputs.
 
   The initializers draw from `key`'s words through the counter-hash generator (`jaxbp.models.hash_prng`):
-  Threefry made this program several times slower to compile; the values are as random, just different."""
-  x = jnp.zeros((batch, *example_shape(window)), jnp.float32)
+  Threefry made this program several times slower to compile; the values are as random, just different.
+  One compiled program per (model, input shape): run eagerly, its hundreds of small ops compiled one by one
+  (~10 s for the ResNet1d seed)."""
+  return _init(model, key, (batch, *example_shape(window)))
+
+
+@functools.partial(jax.jit, static_argnums=(0, 2))
+def _init(model: nn.Module, key: jax.Array, shape: tuple[int, ...]) -> dict[str, Any]:
   k = init_key(key)
-  return model.init({"params": k, "dropout": k}, x, train=False)
+  return model.init({"params": k, "dropout": k}, jnp.zeros(shape, jnp.float32), train=False)
 
 
 def count_params(params: Any) -> int:
