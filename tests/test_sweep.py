@@ -81,6 +81,19 @@ def test_resume_refuses_a_different_config(tiny_synthetic, tmp_path):
     sweep_lib.run_sweep(folds, spec, TINY, _config(), tmp_path / "x", progress=False)
 
 
+def test_resume_refuses_a_search_checkpoint_of_another_structure(tiny_synthetic, tmp_path):
+  """A checkpoint whose state does not match (e.g. an older version's optimizer state) is named, not misread."""
+  import flax.serialization  # pylint: disable=import-outside-toplevel
+  _, folds = tiny_synthetic
+  spec = __import__("jaxbp.data.specs", fromlist=["get_spec"]).get_spec("synthetic")
+  rdir = tmp_path / "x" / "rotation_0"
+  rdir.mkdir(parents=True)
+  (rdir / "search.ckpt").write_bytes(flax.serialization.msgpack_serialize(
+      {"epoch": 1, "state": {"params": {"w": np.zeros(3, np.float32)}}}))
+  with pytest.raises(ValueError, match="search.ckpt: this search checkpoint does not match"):
+    sweep_lib.run_sweep(folds, spec, TINY, _config(), tmp_path / "x", progress=False)
+
+
 @pytest.mark.slow
 def test_cli_sweep_killed_with_sigkill_resumes(tmp_path):
   """The real thing: SIGKILL the CLI mid-search, rerun, compare with an uninterrupted run."""

@@ -120,7 +120,11 @@ def search_rotation(model, shapes, split, spec: DatasetSpec, config: SweepConfig
   ckpt, start_epoch = workdir / f"search{tag}.ckpt", 0
   if ckpt.exists():
     restored = flax.serialization.msgpack_restore(ckpt.read_bytes())
-    state = flax.serialization.from_state_dict(state, restored["state"])
+    try:
+      state = flax.serialization.from_state_dict(state, restored["state"])
+    except (ValueError, KeyError, TypeError) as e:  # e.g. written by a version with another optimizer state
+      raise ValueError(f"{ckpt}: this search checkpoint does not match the search state of this version "
+                       f"({type(e).__name__}: {e}); delete it to restart rotation {rotation}'s search") from None
     start_epoch = int(restored["epoch"])
   k = _search_steps_per_call(split, config)
   if ahead is not None:
