@@ -35,7 +35,7 @@ from jaxbp.nas.pareto import pareto_front
 from jaxbp.nas.supernet import choices, exported_config, inherit, supernet
 from jaxbp.train.crossval import (RotationResult, fit_seed, pooled_report, precompile_rotation, rotation_result,
                                   run_rotation)
-from jaxbp.train.engine import Engine, EngineConfig, resolve_auto, stack, step_chunks
+from jaxbp.train.engine import Engine, EngineConfig, resolve_auto, stack, step_chunks, valid_steps
 from jaxbp.train import precompile, programs
 from jaxbp.train.fit_many import fit_many, precompile_many, predict_many
 from jaxbp.train.memory import peak_rss
@@ -154,8 +154,7 @@ def search_rotation(model, shapes, split, spec: DatasetSpec, config: SweepConfig
       groups, m = engine.run(groups, args, (lams, keys))
       metrics.append(m)
       valids.append(args[0])
-    m = jax.tree.map(lambda *xs: np.mean(np.concatenate([x[:, v] for x, v in zip(xs, valids)], 1), axis=1),
-                     *jax.device_get(metrics))
+    m = jax.tree.map(lambda x: np.mean(x, axis=1), valid_steps(metrics, valids))
     history.append({"epoch": epoch + 1, "temperature": temperature,
                     **{k: np.asarray(v).tolist() for k, v in m.items()}})
     bar.set_postfix(val=f"{np.mean(m['val_mse']):.4f}")

@@ -193,12 +193,13 @@ class Engine:
     active = np.ones(self.n, bool) if active is None else np.asarray(active, bool)
     loop = self.strategy == "loop"
     new_groups, metrics = list(groups), [None] * len(self.bounds)
-    calls = []
+    calls, skipped = [], []
     for g, (start, stop) in enumerate(self.bounds):
       if active[start:stop].any():
         part = [p[start] if loop else p[start:stop] for p in per] + ([] if loop else [active[start:stop]])
         calls.append((g, self._place(part, g)))
-    skipped = [g for g in range(len(self.bounds)) if g not in {c[0] for c in calls}]
+      else:
+        skipped.append(g)
 
     def call(c):
       g, part = c
@@ -250,6 +251,13 @@ def stack_steps(steps: Sequence[tuple[Any, ...]], k: int) -> tuple[Any, ...]:
   valid = np.arange(k) < len(steps)
   steps = list(steps) + [steps[-1]] * (k - len(steps))
   return (valid, *jax.tree.map(_stack_leaves, *steps))
+
+
+def valid_steps(metrics: Sequence[Any], valids: Sequence[np.ndarray]) -> Any:
+  """The metrics of successive `Engine.run` calls ((N, K, ...) each, with the `valid` (K,) of its arguments) as
+  one host pytree of (N, steps, ...), padding steps dropped."""
+  return jax.tree.map(lambda *xs: np.concatenate([np.asarray(x)[:, v] for x, v in zip(xs, valids)], axis=1),
+                      *jax.device_get(list(metrics)))
 
 
 def step_chunks(steps: Iterable[tuple[Any, ...]], k: int) -> Iterator[tuple[Any, ...]]:
@@ -347,10 +355,10 @@ def plan_memory(step: Callable[..., tuple[Any, Any]], n: int, stacked: Any, shar
   start, stop = engine.bounds[0]
   budget = memory.plan(engine.lower(stacked, shared, per, scan_steps), stop - start, n, config.memory_limit, what=what,
                        batch={k: tuple(v.shape) for b in shared if isinstance(b, dict) for k, v in b.items()})
-  chunk = budget.chunk_size if config.chunk_size is None else min(config.chunk_size, budget.chunk_size)
   if engine.strategy == "loop":  # candidates at once = threads: as many as fit
     fits = max(1, config.memory_limit // max(budget.bytes_per_candidate, 1))
     return dataclasses.replace(config, threads=min(engine.threads, fits)), dataclasses.asdict(budget)
+  chunk = budget.chunk_size if config.chunk_size is None else min(config.chunk_size, budget.chunk_size)
   return dataclasses.replace(config, chunk_size=chunk), dataclasses.asdict(budget)
 
 
@@ -371,8 +379,7 @@ def time_strategies(step: Callable[..., tuple[Any, Any]], n: int, stacked: Any, 
     if scan_steps is None:
       call, k = (lambda g: eng.step(g, shared, per)), 1
     else:
-      seq = stack_steps([tuple(shared)], scan_steps)
-      seq = (np.ones(scan_steps, bool), *seq[1:])
+      seq = stack_steps([tuple(shared)] * scan_steps, scan_steps)  # K real steps
       call, k = (lambda g: eng.run(g, seq, per)), scan_steps
     groups, m = call(eng.groups(copy))
     jax.block_until_ready((groups, m))

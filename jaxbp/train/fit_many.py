@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from jaxbp.data.batching import num_batches, padded_batches
 from jaxbp.train import programs
-from jaxbp.train.engine import Engine, EngineConfig, resolve_auto, step_chunks
+from jaxbp.train.engine import Engine, EngineConfig, resolve_auto, step_chunks, valid_steps
 from jaxbp.train.fit import FitConfig, FitResult, optimizer, train_batches
 from jaxbp.train.recalibrate import precompile_recalibration, recalibrate_batch_stats
 from jaxbp.train.state import TrainState, create_state
@@ -71,20 +71,19 @@ def eval_steps(config: EngineConfig, split: dict[str, np.ndarray], batch_size: i
 
 def _eval_outputs(engine: Engine, groups, split: dict[str, np.ndarray], batch_size: int, k: int,
                   active: np.ndarray | None = None):
-  """Yields (valid (k,), (pred, sse, n) each (N, k, ...) on the host) per call over `split`'s padded batches."""
+  """(pred, sse, n), each (N, batches, ...) on the host, over `split`'s padded batches, `k` per call."""
+  outs, valids = [], []
   for valid, batches in step_chunks(((b,) for b in padded_batches(split, batch_size)), k):
-    _, m = engine.run(groups, (valid, batches), (), active)
-    yield valid, jax.device_get(m)
+    outs.append(engine.run(groups, (valid, batches), (), active)[1])
+    valids.append(valid)
+  return valid_steps(outs, valids)
 
 
 def evaluate_many(engine: Engine, groups, split: dict[str, np.ndarray], batch_size: int,
                   active: np.ndarray | None = None, k: int = 1) -> np.ndarray:
   """Per-candidate mean squared error (N,) over `split` (NaN for inactive candidates); `k` batches per call."""
-  sse, count = 0.0, 0.0
-  for valid, (_, s, c) in _eval_outputs(engine, groups, split, batch_size, k, active):
-    sse = sse + np.sum(np.asarray(s, np.float64)[:, valid], axis=1)
-    count = count + np.sum(np.asarray(c, np.float64)[:, valid], axis=1)
-  return sse / count
+  _, sse, count = _eval_outputs(engine, groups, split, batch_size, k, active)
+  return np.sum(sse.astype(np.float64), axis=1) / np.sum(count.astype(np.float64), axis=1)
 
 
 def predict_many(model: nn.Module, stacked_variables: dict[str, Any], split: dict[str, np.ndarray],
@@ -96,11 +95,9 @@ def predict_many(model: nn.Module, stacked_variables: dict[str, Any], split: dic
   if engine.strategy == "auto":
     engine = EngineConfig("vmap", engine.chunk_size, engine.devices, engine.memory_limit)
   eng = Engine(_eval_fn(model, task, True), n, engine, n_shared=1, donate=False)
-  outs = [np.asarray(pred)[:, valid] for valid, (pred, _, _) in
-          _eval_outputs(eng, eng.groups(states), split, batch_size, eval_steps(engine, split, batch_size))]
-  pred = np.concatenate(outs, axis=1)  # (N, batches, B, ...)
+  pred, _, _ = _eval_outputs(eng, eng.groups(states), split, batch_size, eval_steps(engine, split, batch_size))
   mask = np.concatenate([b["mask"] for b in padded_batches(split, batch_size)]) > 0
-  return pred.reshape(n, -1, *pred.shape[3:])[:, mask]
+  return pred.reshape(n, -1, *pred.shape[3:])[:, mask]  # (N, batches, B, ...) -> real windows
 
 
 def _recalibrated(model: nn.Module, host: TrainState, active: np.ndarray, train: dict[str, np.ndarray],
@@ -177,8 +174,7 @@ def fit_many(model: nn.Module, stacked_variables: dict[str, Any], train: dict[st
       losses.append(loss)
       valids.append(valid)
       step += int(valid.sum())
-    losses = np.concatenate([np.asarray(l)[:, v] for l, v in zip(jax.device_get(losses), valids)], axis=1)
-    losses = np.mean(losses, axis=1)
+    losses = np.mean(valid_steps(losses, valids), axis=1)
     epochs_run[active] = epoch
     records = [{"epoch": epoch, "train_mse": float(losses[i])} for i in range(n)]
     if epoch % config.val_every == 0 or epoch == config.max_epochs:

@@ -1,8 +1,9 @@
-"""Compiling programs ahead, in background threads, while the current work runs.
+"""Compiling programs ahead, in a background thread, while the current work runs.
 
-XLA's CPU compiler works mostly on one core. A sweep needs its search program first, its fine-tune and seed
-programs later; started here (two at a time, in submission order) while the initial states are computed and
-the search runs, they use the cores the main thread leaves idle. `jax.jit(f).lower(...).compile()` fills the same cache as the first call `f(...)` with arguments of those
+A sweep needs its search program first, its fine-tune and seed programs later; started here (one at a time, in
+submission order) while the initial states are computed and the search runs, they overlap with that work (XLA's
+CPU compiler itself keeps ~1.7 of 2 cores busy, so a second concurrent compile only slowed the first one down).
+`jax.jit(f).lower(...).compile()` fills the same cache as the first call `f(...)` with arguments of those
 shapes and placements, so the later call compiles nothing. A failure here only loses the head start: it is
 logged and the program compiles when first called, as it would have anyway.
 """
@@ -19,8 +20,8 @@ _LOG = logging.getLogger(__name__)
 
 
 def ahead(what: str, compile_fn: Callable[[], Any]) -> concurrent.futures.Future:
-  """Runs `compile_fn()` in a background compile thread (two at a time, started in submission order); the
-  future is done when it is (awaiting it never raises: a failure is logged)."""
+  """Runs `compile_fn()` in the background compile thread (one at a time, in submission order); the future is
+  done when it is (awaiting it never raises: a failure is logged)."""
 
   def run() -> None:
     try:
