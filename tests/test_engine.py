@@ -151,3 +151,10 @@ def test_run_equals_single_steps_and_skips_padding_steps():
     want, got = ref.stacked(g), eng.stacked(h)
     np.testing.assert_array_equal(got["step"], np.full(n, 3))
     np.testing.assert_allclose(got["w"], want["w"], rtol=1e-6)
+
+
+def test_bad_thread_count_and_steps_per_call_are_refused():
+  with pytest.raises(ValueError, match="EngineConfig.threads must be at least 1"):
+    Engine(_toy_step, 2, EngineConfig("loop", threads=0))
+  with pytest.raises(ValueError, match="steps_per_call must be at least 1"):
+    EngineConfig(steps_per_call=0).steps_for(12)

@@ -113,6 +113,8 @@ class Engine:
       self.bounds = [(i, i + 1) for i in range(n)]
     self._fn = compiled(step, self.strategy, donate)
     self._scan = compiled(step, self.strategy, donate, scan=True)
+    if config.threads is not None and config.threads < 1:
+      raise ValueError(f"EngineConfig.threads must be at least 1 (or None: one per CPU core), got {config.threads}")
     default = (os.cpu_count() or 1) if self.strategy == "loop" and devices[0].platform == "cpu" else 1
     self.threads = max(1, min(config.threads or default, n))
     self._compiled: set[Any] = set()  # (program, argument shapes) called once already: safe to run in threads
